@@ -1,0 +1,13 @@
+"""neurocodec: deep generative models as real codecs for images and text.
+
+    import neurocodec
+    blob = neurocodec.compress(image, codec="hyperprior", quality=50)   # .ncd bytes
+    image = neurocodec.decompress(blob)
+"""
+
+from . import pil_plugin  # noqa: F401  (registers the .ncd format with Pillow)
+from .api import available_codecs, compress, decompress, load_codec
+from .errors import NeurocodecError
+
+__version__ = "0.1.0"
+__all__ = ["NeurocodecError", "available_codecs", "compress", "decompress", "load_codec"]

@@ -1,0 +1,49 @@
+"""`neurocodec bench`: shipped codecs and classic baselines on one folder of images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import InputError
+from . import baselines, images
+
+DEFAULT_FOLDER = Path("../shared/data/images/kodak")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def resolve(name: str):
+    """A shipped codec by name, else a classic baseline."""
+    from ..registry import available_codecs, load_codec
+
+    if name in available_codecs():
+        return load_codec(name)
+    if name in baselines.BASELINES:
+        return baselines.get_baseline(name)
+    known = ", ".join(available_codecs() + sorted(baselines.BASELINES))
+    raise InputError(f"unknown codec '{name}' (known: {known})")
+
+
+def run_image_benchmark(folder, names, out_dir, prefix=None, limit=None, print_only=False, qualities=None) -> list[dict]:
+    folder = Path(folder) if folder else DEFAULT_FOLDER
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder (give a folder of images)")
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    if not paths:
+        raise InputError(f"{folder}: no images")
+    codecs = [resolve(n.strip()) for n in names if n.strip()]
+    sweep = tuple(int(q) for q in qualities.split(",")) if qualities else None
+    rows = images.run(paths, codecs, progress=True, qualities=sweep)
+    summary = images.summarize(rows)
+    click.echo(images.format_table(summary))
+    rates = images.bd_rates(summary, "jpeg")
+    if len(rates) > 1:
+        click.echo("BD-rate against jpeg (PSNR): " + ", ".join(f"{c} {v:+.1f}%" for c, v in rates.items() if c != "jpeg"))
+    if not print_only:
+        any_lossy = any(not c.lossless for c in codecs)
+        prefix = prefix or f"{folder.name}_{'lossy' if any_lossy else 'lossless'}"
+        title = f"{folder.name}: {', '.join(c.name for c in codecs)}"
+        for p in images.write_results(rows, summary, out_dir, title, prefix=prefix):
+            click.echo(f"wrote {p}")
+    return summary

@@ -1,0 +1,327 @@
+"""The `neurocodec` command, in the habits of gzip and zstd.
+
+    neurocodec compress FILE... [-c CODEC] [-q QUALITY] [-o OUT] [-f] [--rm]
+    neurocodec decompress FILE.ncd... [-o OUT] [-f] [--rm]
+    neurocodec info FILE.ncd...      neurocodec codecs
+    neurocodec bench [FOLDER]        neurocodec train hyperprior ...
+
+Sources are kept unless --rm is given (as zstd does; -k is accepted for gzip's habit). An
+output that exists is refused without -f. Every output is written to a temporary file beside
+it and renamed into place, so a failure never leaves half a file. Errors are one line on
+stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from .errors import NeurocodecError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".gif"}
+
+
+class Failed(Exception):
+    """A per-file failure already worded for the user."""
+
+
+def _fail(msg: str) -> None:
+    click.echo(f"neurocodec: {msg}", err=True)
+
+
+def atomic_write(path: Path, data: bytes | None = None, writer=None) -> None:
+    """Write `data` (or call `writer(file)`) to a temporary file, then rename it to `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if writer is not None:
+                writer(f)
+            else:
+                f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _read_input(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as e:
+        raise Failed(f"{path}: {e.strerror or e}") from None
+
+
+def _load_image(data: bytes, label: str):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise Failed(f"{label}: not a readable image ({e})") from None
+
+
+def _is_image(path: str, data: bytes) -> bool:
+    if Path(path).suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)):
+            return True
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return False
+
+
+def _emit(out: Path | None, data: bytes, force: bool, label: str) -> None:
+    if out is None:  # standard output
+        if sys.stdout.isatty():
+            raise Failed(f"{label}: refusing to write binary data to a terminal (use -o FILE)")
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    if out.exists() and not force:
+        raise Failed(f"{out}: already exists; use -f to overwrite")
+    atomic_write(out, data)
+
+
+def _run_each(files: tuple[str, ...], work) -> None:
+    """Run `work(file)` for each file; report failures one line each; exit 1 if any failed."""
+    failed = 0
+    for f in files:
+        try:
+            work(f)
+        except (Failed, NeurocodecError) as e:
+            _fail(str(e) if isinstance(e, Failed) else f"{f}: {e}")
+            failed += 1
+        except OSError as e:
+            _fail(f"{f}: {e.strerror or e}")
+            failed += 1
+    if failed:
+        sys.exit(1)
+
+
+def _check_output_option(files: tuple[str, ...], output: str | None) -> None:
+    if output is not None and len(files) > 1:
+        raise click.UsageError("-o names one output; give one input file with it")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="neurocodec")
+def main() -> None:
+    """Learned compression of images and text."""
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("-c", "--codec", help="codec name (see `neurocodec codecs`); default: by file type")
+@click.option("-q", "--quality", type=click.IntRange(1, 100), help="quality 1..100 for lossy codecs")
+@click.option("--lossless", is_flag=True, help="use the best lossless codec for the file type")
+@click.option("-o", "--output", help="output file ('-' for standard output)")
+@click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
+@click.option("-k", "--keep", is_flag=True, help="keep source files (the default)")
+@click.option("--rm", "remove", is_flag=True, help="remove each source file after success")
+@click.option("-v", "--verbose", is_flag=True, help="report size, and for images bpp and the PSNR really achieved")
+def compress(files, codec, quality, lossless, output, force, keep, remove, verbose) -> None:
+    """Compress FILES to FILE.ncd ('-' reads standard input)."""
+    from . import api
+
+    _check_output_option(files, output)
+
+    def work(path: str) -> None:
+        data = _read_input(path)
+        label = "<stdin>" if path == "-" else path
+        name = "" if path == "-" else Path(path).name
+        if _is_image(path, data):
+            obj = _load_image(data, label)
+        else:
+            obj = data
+        blob = api.compress(obj, codec=codec, quality=quality, lossless=lossless, name=name)
+        out = _output_path(output, path, lambda p: p.with_name(p.name + ".ncd"))
+        _emit(out, blob, force, label)
+        if verbose:
+            click.echo(f"{label}: {_report(obj, blob)}", err=True)
+        if remove and path != "-" and out is not None:
+            os.unlink(path)
+
+    _run_each(files, work)
+
+
+def _report(obj, blob: bytes) -> str:
+    """Size and, for images, bits per pixel and the PSNR of the real decoded file."""
+    from . import api
+
+    if isinstance(obj, bytes):
+        return f"{len(obj)} -> {len(blob)} bytes, {8 * len(blob) / max(len(obj), 1):.3f} bits per byte"
+    import numpy as np
+
+    from .codec import as_rgb_image
+
+    img = as_rgb_image(obj)
+    mse = np.mean((api.decompress(blob).astype(np.float64) - img) ** 2)
+    quality = "lossless" if mse == 0 else f"{10 * np.log10(255**2 / mse):.2f} dB PSNR"
+    return f"{len(blob)} bytes, {8 * len(blob) / (img.shape[0] * img.shape[1]):.3f} bpp, {quality}"
+
+
+def _output_path(output: str | None, path: str, default) -> Path | None:
+    if output == "-" or (output is None and path == "-"):
+        return None
+    return Path(output) if output is not None else default(Path(path))
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("-o", "--output", help="output file ('-' for standard output); its suffix picks the image format")
+@click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
+@click.option("-k", "--keep", is_flag=True, help="keep .ncd files (the default)")
+@click.option("--rm", "remove", is_flag=True, help="remove each .ncd file after success")
+def decompress(files, output, force, keep, remove) -> None:
+    """Restore FILE.ncd: images as PNG (unless -o names another format), bytes as they were."""
+    from . import container
+    from .registry import load_codec
+
+    _check_output_option(files, output)
+
+    def work(path: str) -> None:
+        label = "<stdin>" if path == "-" else path
+        box = container.unpack(_read_input(path))
+        h = box.header
+        result = load_codec(h.codec).decode_container(box)
+        out = _output_path(output, path, lambda p: _restored_name(p, h))
+        if h.modality == "image":
+            data = _encode_image(result, out)
+        else:
+            data = bytes(result)
+        _emit(out, data, force, label)
+        if remove and path != "-" and out is not None:
+            os.unlink(path)
+
+    _run_each(files, work)
+
+
+def _restored_name(path: Path, header) -> Path:
+    stem = path.name[: -len(".ncd")] if path.name.endswith(".ncd") else path.name + ".out"
+    if header.name:  # the original's name, without any folder part
+        stem = Path(header.name).name
+    if header.modality == "image":
+        return path.with_name(Path(stem).stem + ".png")
+    return path.with_name(stem)
+
+
+def _encode_image(pixels, out: Path | None) -> bytes:
+    from PIL import Image
+
+    fmt = "PNG"
+    if out is not None and out.suffix.lower() not in ("", ".png"):
+        fmt = Image.registered_extensions().get(out.suffix.lower())
+        if fmt is None or fmt == "NCD":
+            raise Failed(f"{out}: unknown image format '{out.suffix}'")
+    buf = io.BytesIO()
+    try:
+        Image.fromarray(pixels).save(buf, format=fmt)
+    except (OSError, KeyError, ValueError) as e:
+        raise Failed(f"{out}: cannot write {fmt} ({e})") from None
+    return buf.getvalue()
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True)
+def info(files) -> None:
+    """Describe .ncd files without decoding them."""
+    from . import container
+
+    def work(path: str) -> None:
+        box = container.unpack(_read_input(path))
+        h = box.header
+        size = sum(len(c) for c in box.chunks)
+        shape = "x".join(str(s) for s in h.shape)
+        line = [f"{path}: codec {h.codec}", h.modality, "lossless" if h.lossless else "lossy", f"shape {shape}"]
+        if "quality" in h.params:
+            line.append(f"quality {h.params['quality']}")
+        line.append(f"{len(box.chunks)} chunk(s), {size} payload bytes")
+        if h.modality == "image" and h.shape[0] * h.shape[1]:
+            line.append(f"{8 * size / (h.shape[0] * h.shape[1]):.3f} bpp")
+        if h.name:
+            line.append(f"name {h.name}")
+        click.echo(", ".join(line))
+
+    _run_each(files, work)
+
+
+@main.command()
+def codecs() -> None:
+    """List the installed codecs."""
+    from .registry import available_codecs, codec_info
+
+    rows = [codec_info(n) for n in available_codecs()]
+    if not rows:
+        click.echo("no codecs installed")
+        return
+    click.echo(f"{'name':<16}{'modality':<10}{'kind':<10}{'size':>9}  headline")
+    for r in rows:
+        kind = "lossless" if r["lossless"] else "lossy"
+        click.echo(f"{r['name']:<16}{r['modality']:<10}{kind:<10}{r['size_bytes'] / 1e6:>7.1f}MB  {r['headline']}")
+
+
+@main.command()
+@click.argument("folder", required=False, type=click.Path(exists=True, file_okay=False))
+@click.option("--codecs", "names", default="hyperprior,jpeg,webp,avif,jxl", show_default=True,
+              help="comma-separated shipped codecs and baselines")
+@click.option("--out", "out_dir", default="bench/results", show_default=True, help="where tables and plots go")
+@click.option("--prefix", default=None, help="file name prefix of the results (default: FOLDER's name + _lossy)")
+@click.option("--limit", type=int, default=None, help="use only the first N images")
+@click.option("--print-only", is_flag=True, help="print the table; write no files")
+@click.option("--qualities", default=None, help="comma-separated qualities for every lossy codec (default: each codec's sweep)")
+def bench(folder, names, out_dir, prefix, limit, print_only, qualities) -> None:
+    """Compare codecs on a folder of images (default: ../shared/data/images/kodak)."""
+    from .bench.command import run_image_benchmark
+
+    try:
+        run_image_benchmark(folder, names.split(","), out_dir, prefix, limit, print_only, qualities)
+    except NeurocodecError as e:
+        _fail(str(e))
+        sys.exit(1)
+
+
+@main.group()
+def train() -> None:
+    """Train a codec's model (see each family's options)."""
+
+
+@train.command("hyperprior")
+@click.option("--data", default="../shared/data/images/train", show_default=True, type=click.Path(exists=True))
+@click.option("--minutes", type=float, required=True, help="wall-clock training budget")
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="folder for the checkpoint")
+@click.option("--resume", help="codec name or folder (config.json + weights) or checkpoint folder to start from")
+@click.option("--export", "export_to", type=click.Path(), help="also write a codec folder (config, weights) here")
+@click.option("--name", default="hyperprior", show_default=True, help="codec name for --export")
+@click.option("--batch", default=8, show_default=True)
+@click.option("--crop", default=128, show_default=True)
+@click.option("--lr", default=2e-4, show_default=True)
+@click.option("--device", default="cuda" if os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu", show_default=True)
+def train_hyperprior(data, minutes, out_dir, resume, export_to, name, batch, crop, lr, device) -> None:
+    """Train the variable-rate hyperprior, optionally resuming from shipped weights."""
+    from .train.hyperprior import export_codec, resume_state, train as run
+
+    init_state, init_info, dims = resume_state(resume) if resume else (None, None, {})
+    info = run(data, out_dir, minutes, init_state=init_state, init_info=init_info, batch=batch,
+               crop=crop, lr=lr, device=device, **dims)
+    click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
+    if export_to:
+        export_codec(out_dir, export_to, name)
+        click.echo(f"wrote codec folder {export_to}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,114 @@
+"""What every codec is: a name, a modality, lossless or not, and encode/decode to .ncd bytes.
+
+A learned codec implements `encode_chunks` and `decode_chunks`; this base class wraps them in
+the .ncd container (neurocodec.container), checks the weights digest and, for lossless codecs,
+verifies the decoded output against the content digest the encoder stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import container
+from .errors import InputError, IntegrityError, WeightsMismatch
+
+
+class Codec:
+    name: str
+    modality: str  # "image" or "text"
+    lossless: bool
+    weights_digest: bytes = b"\0" * 32
+    default_quality: int | None = None
+    bench_qualities: tuple[int, ...] = ()
+
+    # --- what a codec implements -------------------------------------------------------
+    def encode_chunks(self, x: Any, quality: int | None) -> tuple[dict, list[bytes]]:
+        """Code `x`; return the parameters the decoder needs and the payload chunks."""
+        raise NotImplementedError
+
+    def decode_chunks(self, header: container.Header, chunks: list[bytes]) -> Any:
+        raise NotImplementedError
+
+    # --- the common part ---------------------------------------------------------------
+    def encode(self, x: Any, quality: int | None = None, name: str = "") -> bytes:
+        x = self.check_input(x)
+        if not self.lossless:
+            quality = self.default_quality if quality is None else quality
+            if not (isinstance(quality, (int, np.integer)) and 1 <= quality <= 100):
+                raise InputError(f"quality must be an integer from 1 to 100, got {quality!r}")
+            quality = int(quality)
+        params, chunks = self.encode_chunks(x, quality)
+        header = container.Header(
+            codec=self.name,
+            weights_digest=self.weights_digest,
+            modality=self.modality,
+            lossless=self.lossless,
+            shape=tuple(int(s) for s in np.shape(x)) if self.modality == "image" else (len(x),),
+            params=params,
+            name=name,
+        )
+        digest = container.content_digest(_as_bytes(x)) if self.lossless else None
+        return container.pack(header, chunks, digest)
+
+    def decode(self, blob: bytes | container.Container) -> Any:
+        box = blob if isinstance(blob, container.Container) else container.unpack(blob)
+        return self.decode_container(box)
+
+    def decode_container(self, box: container.Container) -> Any:
+        h = box.header
+        if h.weights_digest != self.weights_digest:
+            raise WeightsMismatch(
+                f"file was encoded with other weights of codec '{h.codec}' "
+                f"({h.weights_digest.hex()[:12]}, installed {self.weights_digest.hex()[:12]})"
+            )
+        out = self.decode_chunks(h, box.chunks)
+        if box.content_digest is not None and container.content_digest(_as_bytes(out)) != box.content_digest:
+            raise IntegrityError(f"decoded output of codec '{h.codec}' does not match the original's checksum")
+        return out
+
+    def check_input(self, x: Any) -> Any:
+        if self.modality == "image":
+            return as_rgb_image(x)
+        if not isinstance(x, (bytes, bytearray, memoryview)):
+            raise InputError(f"codec '{self.name}' codes byte strings, got {type(x).__name__}")
+        return bytes(x)
+
+    def __repr__(self) -> str:
+        kind = "lossless" if self.lossless else "lossy"
+        return f"<{type(self).__name__} '{self.name}' ({self.modality}, {kind})>"
+
+
+def as_rgb_image(x: Any) -> np.ndarray:
+    """An HxWx3 uint8 array from an array or a Pillow image; grayscale and RGBA are refused."""
+    try:
+        from PIL import Image
+
+        if isinstance(x, Image.Image):
+            if x.mode in ("L", "LA", "I", "I;16", "F", "1", "P", "CMYK", "YCbCr", "RGBA", "RGBX", "LAB", "HSV"):
+                if x.mode == "P" and "transparency" not in x.info:
+                    x = x.convert("RGB")
+                elif x.mode in ("RGBA", "LA", "P"):
+                    raise InputError(f"image has an alpha channel (mode {x.mode}); flatten it to RGB first")
+                elif x.mode in ("CMYK", "YCbCr", "RGBX", "LAB", "HSV"):
+                    x = x.convert("RGB")
+                else:
+                    x = x.convert("L").convert("RGB")
+            x = np.asarray(x)
+    except ImportError:  # pragma: no cover - pillow is a dependency
+        pass
+    x = np.asarray(x)
+    if x.dtype != np.uint8:
+        raise InputError(f"image must be uint8, got {x.dtype}")
+    if x.ndim == 2:
+        x = np.repeat(x[:, :, None], 3, axis=2)
+    if x.ndim != 3 or x.shape[2] != 3:
+        raise InputError(f"image must be HxWx3 RGB, got shape {x.shape}")
+    if x.shape[0] < 1 or x.shape[1] < 1:
+        raise InputError("image is empty")
+    return np.ascontiguousarray(x)
+
+
+def _as_bytes(x: Any) -> bytes:
+    return x.tobytes() if isinstance(x, np.ndarray) else bytes(x)

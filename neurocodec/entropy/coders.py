@@ -1,0 +1,107 @@
+"""Range coder (queue) and ANS (stack) over constriction, taking neurocodec distributions.
+
+Compressed data is a sequence of 32-bit words; as bytes it is little-endian. Garbage given to
+a decoder yields garbage symbols or a `FormatError`, never a crash: the container's chunk
+checksums are what reject corrupted data before it reaches a decoder.
+"""
+
+from __future__ import annotations
+
+import constriction
+import numpy as np
+
+from ..errors import FormatError
+from .distributions import Distribution
+
+
+def _words(data: bytes) -> np.ndarray:
+    if len(data) % 4:
+        raise FormatError("corrupted entropy-coded data (length is not a multiple of 4)")
+    return np.frombuffer(data, dtype="<u4").astype(np.uint32)
+
+
+def _count(dist: Distribution, n: int | None) -> int:
+    if dist.n is not None:
+        if n is not None and n != dist.n:
+            raise ValueError(f"asked for {n} symbols of a batch of {dist.n} distributions")
+        return dist.n
+    if n is None:
+        raise ValueError("a shared distribution needs the number of symbols")
+    return n
+
+
+def _check(symbols: np.ndarray, dist: Distribution) -> np.ndarray:
+    s = np.asarray(symbols).ravel()
+    if dist.n is not None and s.size != dist.n:
+        raise ValueError(f"{s.size} symbols for a batch of {dist.n} distributions")
+    return dist.to_index(s)
+
+
+class RangeEncoder:
+    def __init__(self):
+        self._coder = constriction.stream.queue.RangeEncoder()
+
+    def encode(self, symbols: np.ndarray, dist: Distribution) -> None:
+        idx = _check(symbols, dist)
+        if idx.size:
+            self._coder.encode(idx, *dist.model())
+
+    def num_bits(self) -> int:
+        return int(self._coder.num_bits())
+
+    def to_bytes(self) -> bytes:
+        return self._coder.get_compressed().astype("<u4").tobytes()
+
+
+class RangeDecoder:
+    def __init__(self, data: bytes):
+        self._coder = constriction.stream.queue.RangeDecoder(_words(data))
+
+    def decode(self, dist: Distribution, n: int | None = None) -> np.ndarray:
+        n = _count(dist, n)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        try:
+            model = dist.model()
+            idx = self._coder.decode(model[0], n) if len(model) == 1 else self._coder.decode(*model)
+        except (ValueError, RuntimeError, AssertionError) as e:  # constriction rejects invalid data
+            raise FormatError(f"corrupted entropy-coded data ({e})") from None
+        return dist.from_index(idx)
+
+
+class AnsCoder:
+    """A stack: `pop` returns the symbols of the last `push` with the same distributions.
+
+    Pushing encodes in reverse so that a pop yields the symbols in their original order.
+    Popping from data that was never pushed (bits-back's "borrowed" bits) is allowed: it
+    decodes whatever the bits say under the given distributions.
+    """
+
+    def __init__(self, data: bytes | None = None):
+        stack = constriction.stream.stack
+        self._coder = stack.AnsCoder() if data is None else stack.AnsCoder(_words(data))
+
+    def push(self, symbols: np.ndarray, dist: Distribution) -> None:
+        idx = _check(symbols, dist)
+        if idx.size:
+            self._coder.encode_reverse(idx, *dist.model())
+
+    def pop(self, dist: Distribution, n: int | None = None) -> np.ndarray:
+        n = _count(dist, n)
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        model = dist.model()
+        try:
+            idx = self._coder.decode(model[0], n) if len(model) == 1 else self._coder.decode(*model)
+        except (ValueError, RuntimeError, AssertionError) as e:
+            raise FormatError(f"corrupted entropy-coded data ({e})") from None
+        return dist.from_index(idx)
+
+    def num_bits(self) -> int:
+        return int(self._coder.num_bits())
+
+    def is_empty(self) -> bool:
+        return bool(self._coder.is_empty())
+
+    def to_bytes(self) -> bytes:
+        return self._coder.get_compressed().astype("<u4").tobytes()

@@ -1,0 +1,25 @@
+"""neurocodec's exceptions. Each carries a one-line message fit to show a user as it is."""
+
+
+class NeurocodecError(Exception):
+    """Base of every error neurocodec raises on purpose."""
+
+
+class FormatError(NeurocodecError):
+    """The data is not a .ncd file, or it is truncated, corrupted or of an unknown version."""
+
+
+class CodecNotFound(NeurocodecError):
+    """No installed codec has the requested name."""
+
+
+class WeightsMismatch(NeurocodecError):
+    """The file was encoded with weights other than the installed ones."""
+
+
+class InputError(NeurocodecError):
+    """The input cannot be coded by the chosen codec (wrong modality, mode, size, quality)."""
+
+
+class IntegrityError(NeurocodecError):
+    """A decode produced output whose checksum differs from the original's."""

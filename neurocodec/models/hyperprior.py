@@ -1,0 +1,282 @@
+"""`hyperprior`: lossy image codec from a variable-rate mean-scale hyperprior.
+
+Coding a tile (at most `tile` x `tile` pixels, padded to a multiple of 64):
+
+    x --g_a--> y --h_a--> z --round--> z_sym  (coded with a per-channel categorical table)
+                                         |
+                          integer h_s <--+--> (mu, sigma) of every latent
+    y * gain --round(. - mu)--> y_sym     (coded with DiscretizedGaussian(0, sigma))
+    x_hat = g_s((y_sym + mu) * inv_gain)
+
+Determinism. The decoder must rebuild exactly the (mu, sigma) the encoder used. Float
+convolutions sum in an order that depends on the thread count and the device, so the hyper
+synthesis h_s is run as an integer network: weights and activations are integers (fixed point,
+`WEIGHT_BITS` and `ACT_BITS` fractional bits) held in float64, where every partial sum stays
+below 2**53 and is therefore exact in any order. The z tables are stored in the weights file,
+and gains are rounded to a 2**-16 grid. Only g_s runs in ordinary float arithmetic, so a
+reconstructed pixel may differ by one level between machines or thread counts; the latents,
+and so the file, never do.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..codec import Codec
+from ..container import Header
+from ..entropy import Categorical, DiscretizedGaussian, RangeDecoder, RangeEncoder
+from ..errors import FormatError
+from .hyperprior_net import LAMBDAS, VariableRateHyperprior
+
+ACT_BITS = 12  # fractional bits of h_s activations
+WEIGHT_BITS = 16  # fractional bits of h_s weights
+EXACT_LIMIT = 2.0**52  # an accumulator beyond this could lose integer exactness
+SCALE_BOUND = 0.11  # compressai's lower bound on a Gaussian scale
+Z_HALF_RANGE = 63  # z symbols are coded in [-63, 63] around each channel's median
+Y_HALF_RANGE = 2047  # y residuals are clamped to [-2047, 2047]
+GAIN_GRID = 2.0**16
+
+
+# --- the integer hyper synthesis -------------------------------------------------------
+
+
+def quantize_hyper_synthesis(h_s: torch.nn.Sequential) -> dict[str, torch.Tensor]:
+    """Integer weights (int32) and biases (int64) of the float h_s, for `integer_h_s`."""
+    out = {}
+    for i, layer in enumerate(h_s):
+        if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+            w = layer.weight.detach().double()
+            b = layer.bias.detach().double()
+            out[f"h_s.{i}.weight_q"] = torch.round(w * 2**WEIGHT_BITS).to(torch.int32)
+            out[f"h_s.{i}.bias_q"] = torch.round(b * 2 ** (WEIGHT_BITS + ACT_BITS)).to(torch.int64)
+    return out
+
+
+def dequantize_hyper_synthesis(q: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The float h_s state that the integer one stands for (to resume training)."""
+    out = {}
+    for k, v in q.items():
+        if k.endswith(".weight_q"):
+            out[k[: -len("_q")]] = v.double().div(2**WEIGHT_BITS).float()
+        elif k.endswith(".bias_q"):
+            out[k[: -len("_q")]] = v.double().div(2 ** (WEIGHT_BITS + ACT_BITS)).float()
+    return out
+
+
+class IntegerHyperSynthesis:
+    """compressai's mean-scale h_s (deconv, leaky, deconv, leaky, conv) in exact arithmetic."""
+
+    def __init__(self, q: dict[str, torch.Tensor], template: torch.nn.Sequential):
+        self.layers = []
+        for i, layer in enumerate(template):
+            if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
+                self.layers.append(
+                    (
+                        isinstance(layer, torch.nn.ConvTranspose2d),
+                        q[f"h_s.{i}.weight_q"].double(),
+                        q[f"h_s.{i}.bias_q"].double(),
+                        layer.stride,
+                        layer.padding,
+                        getattr(layer, "output_padding", 0),
+                    )
+                )
+
+    def __call__(self, a: torch.Tensor) -> torch.Tensor:
+        """`a`: integer activations (value * 2**ACT_BITS) as float64; returns the same."""
+        for n, (transposed, w, b, stride, padding, output_padding) in enumerate(self.layers):
+            if transposed:
+                acc = F.conv_transpose2d(a, w, None, stride, padding, output_padding)
+            else:
+                acc = F.conv2d(a, w, None, stride, padding)
+            acc = acc + b[None, :, None, None]
+            if acc.numel() and acc.abs().max() >= EXACT_LIMIT:
+                raise OverflowError("hyper synthesis left the exact integer range")
+            a = torch.floor(acc / 2**WEIGHT_BITS + 0.5)
+            if n < len(self.layers) - 1:  # LeakyReLU(0.01), rounded back to the integer grid
+                a = torch.where(a < 0, torch.floor(a * 0.01 + 0.5), a)
+        return a
+
+
+# --- the codec --------------------------------------------------------------------------
+
+
+def tile_grid(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
+    """(row, column, height, width) of each tile, row by row."""
+    return [
+        (r, c, min(tile, height - r), min(tile, width - c))
+        for r in range(0, height, tile)
+        for c in range(0, width, tile)
+    ]
+
+
+class HyperpriorCodec(Codec):
+    modality = "image"
+    lossless = False
+
+    def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
+        self.name = config["name"]
+        self.config = config
+        self.weights_digest = weights_digest
+        self.default_quality = int(config.get("default_quality", 50))
+        self.bench_qualities = tuple(config.get("bench_qualities", ()))
+        self.tile = int(config.get("tile", 1024))
+        self.net = VariableRateHyperprior(N=config["N"], M=config["M"], levels=config["levels"])
+        self.net.load_learned(float_state(weights))
+        self.net.eval()
+        self.h_s = IntegerHyperSynthesis(
+            {k: v for k, v in weights.items() if k.startswith("h_s.")}, self.net.h_s
+        )
+        self.z_pmf = weights["z_pmf"].double().numpy()
+        self.z_median_q = weights["z_median_q"].double()
+        self.log_gain = weights["log_gain"].double().numpy()
+        self.log_inv_gain = weights["log_inv_gain"].double().numpy()
+
+    # parameters shared by encoder and decoder ------------------------------------------
+    def gains(self, quality: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gain and inverse gain for a quality 1..100, rounded to a 2**-16 grid."""
+        level = (quality - 1) / 99 * (self.net.levels - 1)
+        lo = min(int(math.floor(level)), self.net.levels - 2)
+        a = level - lo
+
+        def interp(table):
+            g = np.exp((1 - a) * table[lo] + a * table[lo + 1])
+            return torch.from_numpy(np.round(g * GAIN_GRID) / GAIN_GRID)[None, :, None, None]
+
+        return interp(self.log_gain), interp(self.log_inv_gain)
+
+    def gaussian_params(self, z_sym: torch.Tensor, gain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact (mu, sigma) of the gained latents from the integer z symbols."""
+        a = z_sym.double() * 2**ACT_BITS + self.z_median_q[None, :, None, None]
+        scales_q, means_q = self.h_s(a).chunk(2, 1)
+        mu = means_q / 2**ACT_BITS * gain
+        sigma = torch.clamp(scales_q / 2**ACT_BITS * gain, min=SCALE_BOUND)
+        return mu, sigma
+
+    def _z_dists(self) -> list[Categorical]:
+        return [Categorical(p, lo=-Z_HALF_RANGE) for p in self.z_pmf]
+
+    @torch.no_grad()
+    def encode_tile(self, x: np.ndarray, gain: torch.Tensor) -> bytes:
+        h, w = x.shape[:2]
+        t = torch.tensor(x).permute(2, 0, 1)[None].float() / 255.0
+        t = F.pad(t, (0, -w % 64, 0, -h % 64), mode="replicate")
+        y = self.net.g_a(t)
+        z = self.net.h_a(y)
+        medians = self.z_median_q[None, :, None, None] / 2**ACT_BITS
+        z_sym = torch.round(z.double() - medians).clamp(-Z_HALF_RANGE, Z_HALF_RANGE)
+        mu, sigma = self.gaussian_params(z_sym, gain)
+        y_sym = torch.round(y.double() * gain - mu).clamp(-Y_HALF_RANGE, Y_HALF_RANGE)
+
+        enc = RangeEncoder()
+        z_np = z_sym[0].numpy().astype(np.int64)
+        for c, dist in enumerate(self._z_dists()):
+            enc.encode(z_np[c].ravel(), dist)
+        enc.encode(y_sym.numpy().ravel().astype(np.int64), self._y_dist(mu, sigma))
+        return enc.to_bytes()
+
+    def _y_dist(self, mu: torch.Tensor, sigma: torch.Tensor) -> DiscretizedGaussian:
+        return DiscretizedGaussian(np.zeros(mu.numel()), sigma.numpy().ravel(), -Y_HALF_RANGE, Y_HALF_RANGE)
+
+    def decode_latents(self, data: bytes, h: int, w: int, gain: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The tile's z and y symbols, exactly as the encoder had them, and mu."""
+        hz, wz = -(-h // 64), -(-w // 64)
+        dec = RangeDecoder(data)
+        z_sym = np.stack([dec.decode(d, hz * wz).reshape(hz, wz) for d in self._z_dists()])
+        z_sym = torch.from_numpy(z_sym)[None].double()
+        mu, sigma = self.gaussian_params(z_sym, gain)
+        y_sym = torch.from_numpy(dec.decode(self._y_dist(mu, sigma)).reshape(mu.shape)).double()
+        return z_sym, y_sym, mu
+
+    @torch.no_grad()
+    def decode_tile(self, data: bytes, h: int, w: int, gain: torch.Tensor, inv_gain: torch.Tensor) -> np.ndarray:
+        _, y_sym, mu = self.decode_latents(data, h, w, gain)
+        y_hat = ((y_sym + mu) * inv_gain).float()
+        x_hat = self.net.g_s(y_hat)[0, :, :h, :w]
+        return (x_hat.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+    # Codec interface -------------------------------------------------------------------
+    def encode_chunks(self, img: np.ndarray, quality: int) -> tuple[dict, list[bytes]]:
+        gain, _ = self.gains(quality)
+        tiles = tile_grid(img.shape[0], img.shape[1], self.tile)
+        chunks = [self.encode_tile(img[r : r + th, c : c + tw], gain) for r, c, th, tw in tiles]
+        return {"quality": quality, "tile": self.tile}, chunks
+
+    def decode_chunks(self, header: Header, chunks: list[bytes]) -> np.ndarray:
+        quality, tile = self._header_params(header)
+        height, width, _ = header.shape
+        tiles = tile_grid(height, width, tile)
+        if len(tiles) != len(chunks):
+            raise FormatError(f"corrupted .ncd file: {len(chunks)} chunks for {len(tiles)} tiles")
+        gain, inv_gain = self.gains(quality)
+        out = np.empty((height, width, 3), dtype=np.uint8)
+        for (r, c, th, tw), data in zip(tiles, chunks):
+            out[r : r + th, c : c + tw] = self.decode_tile(data, th, tw, gain, inv_gain)
+        return out
+
+    @staticmethod
+    def _header_params(header: Header) -> tuple[int, int]:
+        p = header.params
+        q, t = p.get("quality"), p.get("tile")
+        if not (isinstance(q, int) and 1 <= q <= 100 and isinstance(t, int) and t > 0 and t % 64 == 0):
+            raise FormatError("corrupted .ncd file: invalid hyperprior parameters")
+        if len(header.shape) != 3 or header.shape[2] != 3:
+            raise FormatError("corrupted .ncd file: hyperprior files hold HxWx3 images")
+        return q, t
+
+
+# --- weights: training state <-> shipped state ------------------------------------------
+
+
+def float_state(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The float32 network state held in a shipped weights file (h_s dequantized)."""
+    state = {k: v.float() for k, v in weights.items() if k.split(".")[0] in ("g_a", "g_s", "h_a", "entropy_bottleneck")}
+    state.update(dequantize_hyper_synthesis({k: v for k, v in weights.items() if k.startswith("h_s.")}))
+    state["log_gain"] = weights["log_gain"].float()
+    state["log_inv_gain"] = weights["log_inv_gain"].float()
+    return state
+
+
+@torch.no_grad()
+def export_weights(net: VariableRateHyperprior) -> dict[str, torch.Tensor]:
+    """Shipped weights from a trained network: float16 convolutions, float32 GDN and
+    entropy-bottleneck parameters, the integer h_s and the z probability tables."""
+    out = {}
+    for k, v in net.state_dict().items():
+        top = k.split(".")[0]
+        if top in ("g_a", "g_s", "h_a"):
+            half = v.dim() == 4  # conv kernels; GDN's reparametrized beta/gamma stay float32
+            out[k] = v.half() if half else v.float()
+        elif top == "entropy_bottleneck" and "._" not in k and not k.startswith("entropy_bottleneck._"):
+            out[k] = v.float()
+    out.update(quantize_hyper_synthesis(net.h_s))
+    eb = net.entropy_bottleneck
+    medians = eb._get_medians().detach().double().squeeze()  # (N,)
+    median_q = torch.round(medians * 2**ACT_BITS)
+    grid = torch.arange(-Z_HALF_RANGE, Z_HALF_RANGE + 1, dtype=torch.double)
+    values = (median_q[:, None] / 2**ACT_BITS + grid[None, :]).float()[:, None, :]
+    pmf, _, _ = eb._likelihood(values)
+    out["z_pmf"] = pmf[:, 0, :].float().clamp_min(0).contiguous()
+    out["z_median_q"] = median_q.to(torch.int64)
+    out["log_gain"] = net.log_gain.detach().float()
+    out["log_inv_gain"] = net.log_inv_gain.detach().float()
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+def default_config(name: str, net: VariableRateHyperprior) -> dict:
+    return {
+        "name": name,
+        "family": "hyperprior",
+        "modality": "image",
+        "lossless": False,
+        "N": net.N,
+        "M": net.M,
+        "levels": net.levels,
+        "lambdas": list(LAMBDAS[: net.levels]),
+        "tile": 1024,
+        "default_quality": 50,
+        "bench_qualities": [1, 12, 25, 38, 50, 62, 75, 88, 100],
+    }

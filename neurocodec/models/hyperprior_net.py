@@ -1,0 +1,64 @@
+"""The variable-rate mean-scale hyperprior network (Minnen et al. 2018 + gain units).
+
+One network serves every quality: a learned gain vector per rate level scales the latent
+before rounding (Cui et al. 2021, "Asymmetric gained deep image compression"), and an inverse
+gain undoes it before synthesis. Qualities between two trained levels interpolate the gains
+geometrically. The layers and entropy models are compressai's; the coding itself is done by
+`neurocodec.models.hyperprior` through neurocodec's entropy backend.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+with warnings.catch_warnings():  # compressai's import trips torch's torch.jit deprecation notice
+    warnings.simplefilter("ignore", FutureWarning)
+    from compressai.models.google import MeanScaleHyperprior
+
+# Rate-distortion trade-offs of the trained levels (MSE on 0..255, as compressai's zoo):
+# nine levels, each about twice the last, from 0.0005 to 0.12, so that qualities 1..100
+# span roughly 0.1 to 2 bits per pixel on Kodak.
+LAMBDAS = tuple(round(0.0005 * 240 ** (i / 8), 6) for i in range(9))
+
+
+class VariableRateHyperprior(MeanScaleHyperprior):
+    def __init__(self, N: int = 128, M: int = 192, levels: int = len(LAMBDAS)):
+        super().__init__(N=N, M=M)
+        self.levels = levels
+        # log-gains, one vector per level; initialised to a ladder of increasing rate
+        init = torch.linspace(-1.0, 1.0, levels)[:, None].repeat(1, M)
+        self.log_gain = nn.Parameter(init.clone())
+        self.log_inv_gain = nn.Parameter(-init.clone())
+
+    def load_learned(self, state: dict[str, torch.Tensor]) -> None:
+        """Load learned tensors only; compressai's derived CDF buffers are not stored."""
+        missing, unexpected = nn.Module.load_state_dict(self, state, strict=False)
+        missing = [k for k in missing if not k.startswith("gaussian_conditional.") and "._" not in k]
+        if missing or unexpected:
+            raise KeyError(f"weights do not fit the network: missing {missing[:3]}, unexpected {unexpected[:3]}")
+
+    def gains(self, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gain and inverse gain, shape (B, M, 1, 1), for continuous levels in [0, L-1]."""
+        level = level.clamp(0, self.levels - 1)
+        lo = level.floor().long().clamp(max=self.levels - 2)
+        a = (level - lo.to(level.dtype))[:, None]
+        g = (1 - a) * self.log_gain[lo] + a * self.log_gain[lo + 1]
+        ig = (1 - a) * self.log_inv_gain[lo] + a * self.log_inv_gain[lo + 1]
+        return g.exp()[:, :, None, None], ig.exp()[:, :, None, None]
+
+    def forward(self, x: torch.Tensor, level: torch.Tensor) -> dict:
+        """Training pass: noisy likelihoods, straight-through rounding into the synthesis."""
+        gain, inv_gain = self.gains(level)
+        y = self.g_a(x)
+        z = self.h_a(y)
+        z_hat, z_likelihoods = self.entropy_bottleneck(z)
+        scales, means = self.h_s(z_hat).chunk(2, 1)
+        y_g, means_g, scales_g = y * gain, means * gain, scales * gain
+        _, y_likelihoods = self.gaussian_conditional(y_g, scales_g, means=means_g)
+        y_round = torch.round(y_g - means_g) + means_g
+        y_hat = y_g + (y_round - y_g).detach()
+        x_hat = self.g_s(y_hat * inv_gain)
+        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}

@@ -1,0 +1,43 @@
+"""Lets `PIL.Image.open` read .ncd images once neurocodec is imported."""
+
+from __future__ import annotations
+
+from PIL import Image, ImageFile
+
+from . import container
+from .errors import NeurocodecError
+
+
+def _accept(prefix: bytes) -> bool:
+    return container.is_ncd(prefix)
+
+
+class NcdImageFile(ImageFile.ImageFile):
+    format = "NCD"
+    format_description = "neurocodec learned image compression"
+
+    def _open(self) -> None:
+        try:
+            self._box = container.read(self.fp)
+        except NeurocodecError as e:
+            raise SyntaxError(str(e)) from None
+        h = self._box.header
+        if h.modality != "image":
+            raise SyntaxError(f"{h.codec} file holds {h.modality}, not an image")
+        self._mode = "RGB"
+        self._size = (h.shape[1], h.shape[0])
+        self.info["codec"] = h.codec
+        self.tile = []
+
+    def load(self):
+        if self.tile == [] and getattr(self, "_box", None) is not None:
+            from .registry import load_codec
+
+            box, self._box = self._box, None
+            pixels = load_codec(box.header.codec).decode_container(box)
+            self.im = Image.frombuffer("RGB", self.size, pixels.tobytes(), "raw", "RGB", 0, 1).im
+        return Image.Image.load(self)
+
+
+Image.register_open(NcdImageFile.format, NcdImageFile, _accept)
+Image.register_extension(NcdImageFile.format, ".ncd")

@@ -1,0 +1,1 @@
+"""Training loops for neurocodec's models (run by `neurocodec train`)."""

@@ -1,0 +1,60 @@
+"""Random training crops from a folder of images, decoded once and kept in memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def load_images(folder: str | Path) -> list[torch.Tensor]:
+    """Every PNG/JPEG under `folder` as a uint8 tensor of shape (3, H, W)."""
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
+    if not paths:
+        raise FileNotFoundError(f"no images in {folder}")
+    images = []
+    for p in paths:
+        with Image.open(p) as im:
+            images.append(torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1))
+    return images
+
+
+class RandomCrops:
+    """Batches of random `size` x `size` crops with random flips, as float in [0, 1].
+
+    Images narrower than `size` are reflect-padded. Sampling is weighted by image area, so
+    every pixel of the set is about equally likely to be seen.
+    """
+
+    def __init__(self, images: list[torch.Tensor], size: int, device: str = "cpu", seed: int = 0):
+        self.size = size
+        self.images = [self._pad(im, size).to(device) for im in images]
+        areas = torch.tensor([im.shape[1] * im.shape[2] for im in self.images], dtype=torch.float)
+        self.weights = areas / areas.sum()
+        self.gen = torch.Generator().manual_seed(seed)
+
+    @staticmethod
+    def _pad(im: torch.Tensor, size: int) -> torch.Tensor:
+        _, h, w = im.shape
+        ph, pw = max(0, size - h), max(0, size - w)
+        if ph or pw:
+            im = torch.nn.functional.pad(im[None].float(), (0, pw, 0, ph), mode="reflect")[0].to(torch.uint8)
+        return im
+
+    def batch(self, n: int) -> torch.Tensor:
+        idx = torch.multinomial(self.weights, n, replacement=True, generator=self.gen)
+        out = []
+        for i in idx.tolist():
+            im = self.images[i]
+            _, h, w = im.shape
+            top = int(torch.randint(0, h - self.size + 1, (1,), generator=self.gen))
+            left = int(torch.randint(0, w - self.size + 1, (1,), generator=self.gen))
+            crop = im[:, top : top + self.size, left : left + self.size]
+            if torch.rand(1, generator=self.gen) < 0.5:
+                crop = crop.flip(2)
+            if torch.rand(1, generator=self.gen) < 0.5:
+                crop = crop.flip(1)
+            out.append(crop)
+        return torch.stack(out).float() / 255.0

@@ -1,0 +1,149 @@
+"""The `neurocodec` command as a user runs it: real processes, real files."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import DATA, load
+from PIL import Image
+
+from neurocodec.cli import main
+
+SAMPLE = DATA / "kodim23_crop.png"
+
+
+class Result:
+    def __init__(self, returncode: int, stdout: bytes, stderr: bytes):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def run(*args, stdin: bytes | None = None) -> Result:
+    """The command in this process (fast); an uncaught exception fails the test."""
+    r = CliRunner().invoke(main, [str(a) for a in args], input=stdin)
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return Result(r.exit_code, r.stdout_bytes, r.stderr_bytes)
+
+
+def run_process(*args, stdin: bytes | None = None) -> Result:
+    """The command as its own process, exactly as a user runs it."""
+    p = subprocess.run([sys.executable, "-m", "neurocodec.cli", *map(str, args)], input=stdin, capture_output=True, timeout=300)
+    return Result(p.returncode, p.stdout, p.stderr)
+
+
+def assert_clean_failure(proc, *words):
+    err = proc.stderr.decode()
+    assert proc.returncode != 0
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("neurocodec: "), err
+    for w in words:
+        assert w in lines[0]
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    (d / "photo.png").write_bytes(SAMPLE.read_bytes())
+    proc = run("compress", "-q", "60", "-v", d / "photo.png")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert "bpp" in proc.stderr.decode() and "dB PSNR" in proc.stderr.decode()
+    return d
+
+
+def test_compress_keeps_source_and_decompress_restores_png(work):
+    assert (work / "photo.png").exists() and (work / "photo.png.ncd").exists()
+    out = work / "restored.png"
+    proc = run("decompress", "-o", out, work / "photo.png.ncd")
+    assert proc.returncode == 0, proc.stderr.decode()
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size == (256, 192)
+
+
+def test_decompress_default_name_and_other_formats(tmp_path, work):
+    (tmp_path / "a.ncd").write_bytes((work / "photo.png.ncd").read_bytes())
+    assert run("decompress", tmp_path / "a.ncd").returncode == 0
+    assert (tmp_path / "photo.png").exists()  # the original's name, as PNG
+    assert run("decompress", "-o", tmp_path / "x.jpg", tmp_path / "a.ncd").returncode == 0
+    with Image.open(tmp_path / "x.jpg") as im:
+        assert im.format == "JPEG"
+
+
+def test_existing_output_needs_force(work):
+    proc = run("compress", work / "photo.png")
+    assert_clean_failure(proc, "already exists", "-f")
+    assert run("compress", "-f", "-q", "60", work / "photo.png").returncode == 0
+
+
+def test_info(work):
+    proc = run("info", work / "photo.png.ncd")
+    assert proc.returncode == 0
+    out = proc.stdout.decode()
+    assert "codec hyperprior" in out and "shape 192x256x3" in out and "quality 60" in out
+
+
+def test_codecs_lists_the_shipped_codec():
+    proc = run("codecs")
+    assert proc.returncode == 0 and "hyperprior" in proc.stdout.decode()
+
+
+def test_stdin_and_stdout_in_real_processes():
+    proc = run_process("compress", "-", stdin=SAMPLE.read_bytes())
+    assert proc.returncode == 0 and proc.stdout[:4] == b"\x89NCD"
+    assert proc.stderr == b""  # no warnings or noise on a clean run
+    back = run_process("decompress", "-", stdin=proc.stdout)
+    assert back.returncode == 0 and back.stdout[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b"hello, this is not a neurocodec file", ["not a neurocodec"]),
+        (b"", ["not a neurocodec"]),
+    ],
+)
+def test_bad_files_fail_cleanly(tmp_path, content, words):
+    bad = tmp_path / "bad.ncd"
+    bad.write_bytes(content)
+    assert_clean_failure(run("decompress", bad), *words)
+    assert sorted(os.listdir(tmp_path)) == ["bad.ncd"]  # nothing half-written
+
+
+def test_truncated_and_corrupted_files_fail_cleanly(tmp_path, work):
+    blob = (work / "photo.png.ncd").read_bytes()
+    (tmp_path / "cut.ncd").write_bytes(blob[: len(blob) - 9])
+    assert_clean_failure(run("decompress", tmp_path / "cut.ncd"), "truncated")
+    flipped = bytearray(blob)
+    flipped[len(blob) // 2] ^= 0x10
+    (tmp_path / "flip.ncd").write_bytes(bytes(flipped))
+    assert_clean_failure(run_process("decompress", tmp_path / "flip.ncd"), "corrupted")
+    assert sorted(os.listdir(tmp_path)) == ["cut.ncd", "flip.ncd"]
+
+
+def test_missing_input_and_unknown_codec(tmp_path):
+    assert_clean_failure(run("compress", tmp_path / "nope.png"), "nope.png")
+    assert_clean_failure(run("compress", "-c", "nosuchcodec", SAMPLE, "-o", tmp_path / "x.ncd"), "nosuchcodec")
+
+
+def test_one_bad_file_among_several(tmp_path):
+    good = tmp_path / "good.png"
+    good.write_bytes(SAMPLE.read_bytes())
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    proc = run("compress", broken, good)
+    assert_clean_failure(proc, "broken.png")
+    assert (tmp_path / "good.png.ncd").exists() and not (tmp_path / "broken.png.ncd").exists()
+
+
+def test_rm_removes_source_only_after_success(tmp_path):
+    src = tmp_path / "p.png"
+    src.write_bytes(SAMPLE.read_bytes())
+    assert run("compress", "--rm", "-q", "30", src).returncode == 0
+    assert not src.exists() and (tmp_path / "p.png.ncd").exists()
+    restored = run("decompress", tmp_path / "p.png.ncd")
+    assert restored.returncode == 0
+    assert np.asarray(Image.open(src)).shape == load("kodim23_crop.png").shape
