@@ -15,10 +15,10 @@ $(VENV)/.installed: pyproject.toml
 # compress and decompress the bundled sample images with the shipped codecs, then compare
 # them with PNG and JPEG on the same images
 demo: $(VENV)/.installed
-	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR) && cp tests/data/*.png $(DEMO_DIR)/
-	$(BIN)/neurocodec compress $(DEMO_DIR)/*.png
+	rm -rf $(DEMO_DIR)
+	$(BIN)/neurocodec compress -v --output-dir $(DEMO_DIR) tests/data/*.png
 	$(BIN)/neurocodec info $(DEMO_DIR)/*.ncd
-	cd $(DEMO_DIR) && mkdir -p out && for f in *.ncd; do ../../$(CURDIR)/$(BIN)/neurocodec decompress -f -o out/$${f%.png.ncd}.png $$f 2>/dev/null || $(CURDIR)/$(BIN)/neurocodec decompress -f -o out/$${f%.png.ncd}.png $$f; done
+	$(BIN)/neurocodec decompress --output-dir $(DEMO_DIR)/decoded $(DEMO_DIR)/*.ncd
 	$(BIN)/neurocodec bench tests/data --codecs hyperprior,png,jpeg --qualities 25,50,75 --print-only
 
 test: $(VENV)/.installed

@@ -129,11 +129,12 @@ def main() -> None:
 @click.option("-q", "--quality", type=click.IntRange(1, 100), help="quality 1..100 for lossy codecs")
 @click.option("--lossless", is_flag=True, help="use the best lossless codec for the file type")
 @click.option("-o", "--output", help="output file ('-' for standard output)")
+@click.option("--output-dir", type=click.Path(file_okay=False), help="write outputs into this folder")
 @click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
 @click.option("-k", "--keep", is_flag=True, help="keep source files (the default)")
 @click.option("--rm", "remove", is_flag=True, help="remove each source file after success")
 @click.option("-v", "--verbose", is_flag=True, help="report size, and for images bpp and the PSNR really achieved")
-def compress(files, codec, quality, lossless, output, force, keep, remove, verbose) -> None:
+def compress(files, codec, quality, lossless, output, output_dir, force, keep, remove, verbose) -> None:
     """Compress FILES to FILE.ncd ('-' reads standard input)."""
     from . import api
 
@@ -148,7 +149,7 @@ def compress(files, codec, quality, lossless, output, force, keep, remove, verbo
         else:
             obj = data
         blob = api.compress(obj, codec=codec, quality=quality, lossless=lossless, name=name)
-        out = _output_path(output, path, lambda p: p.with_name(p.name + ".ncd"))
+        out = _output_path(output, output_dir, path, lambda p: p.with_name(p.name + ".ncd"))
         _emit(out, blob, force, label)
         if verbose:
             click.echo(f"{label}: {_report(obj, blob)}", err=True)
@@ -174,19 +175,27 @@ def _report(obj, blob: bytes) -> str:
     return f"{len(blob)} bytes, {8 * len(blob) / (img.shape[0] * img.shape[1]):.3f} bpp, {quality}"
 
 
-def _output_path(output: str | None, path: str, default) -> Path | None:
-    if output == "-" or (output is None and path == "-"):
+def _output_path(output: str | None, output_dir: str | None, path: str, default) -> Path | None:
+    """-o as given; else the default name, in --output-dir if given; None for stdout."""
+    if output is not None:
+        return None if output == "-" else Path(output)
+    if path == "-" and output_dir is None:
         return None
-    return Path(output) if output is not None else default(Path(path))
+    name = default(Path("stdin" if path == "-" else path))
+    if output_dir is None:
+        return name
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    return Path(output_dir) / name.name
 
 
 @main.command()
 @click.argument("files", nargs=-1, required=True)
 @click.option("-o", "--output", help="output file ('-' for standard output); its suffix picks the image format")
+@click.option("--output-dir", type=click.Path(file_okay=False), help="write outputs into this folder")
 @click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
 @click.option("-k", "--keep", is_flag=True, help="keep .ncd files (the default)")
 @click.option("--rm", "remove", is_flag=True, help="remove each .ncd file after success")
-def decompress(files, output, force, keep, remove) -> None:
+def decompress(files, output, output_dir, force, keep, remove) -> None:
     """Restore FILE.ncd: images as PNG (unless -o names another format), bytes as they were."""
     from . import container
     from .registry import load_codec
@@ -198,7 +207,7 @@ def decompress(files, output, force, keep, remove) -> None:
         box = container.unpack(_read_input(path))
         h = box.header
         result = load_codec(h.codec).decode_container(box)
-        out = _output_path(output, path, lambda p: _restored_name(p, h))
+        out = _output_path(output, output_dir, path, lambda p: _restored_name(p, h))
         if h.modality == "image":
             data = _encode_image(result, out)
         else:

@@ -147,3 +147,10 @@ def test_rm_removes_source_only_after_success(tmp_path):
     restored = run("decompress", tmp_path / "p.png.ncd")
     assert restored.returncode == 0
     assert np.asarray(Image.open(src)).shape == load("kodim23_crop.png").shape
+
+
+def test_output_dir(tmp_path):
+    assert run("compress", "--output-dir", tmp_path / "enc", SAMPLE).returncode == 0
+    assert (tmp_path / "enc" / "kodim23_crop.png.ncd").exists()
+    assert run("decompress", "--output-dir", tmp_path / "dec", tmp_path / "enc" / "kodim23_crop.png.ncd").returncode == 0
+    assert (tmp_path / "dec" / "kodim23_crop.png").exists()

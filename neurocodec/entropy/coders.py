@@ -30,6 +30,19 @@ def _count(dist: Distribution, n: int | None) -> int:
     return n
 
 
+def _decode(coder, dist: Distribution, n: int | None) -> np.ndarray:
+    """`n` symbols from a constriction decoder (queue or stack) under `dist`."""
+    n = _count(dist, n)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    model = dist.model()
+    try:
+        idx = coder.decode(model[0], n) if len(model) == 1 else coder.decode(*model)
+    except (ValueError, RuntimeError, AssertionError) as e:  # constriction rejects invalid data
+        raise FormatError(f"corrupted entropy-coded data ({e})") from None
+    return dist.from_index(idx)
+
+
 def _check(symbols: np.ndarray, dist: Distribution) -> np.ndarray:
     s = np.asarray(symbols).ravel()
     if dist.n is not None and s.size != dist.n:
@@ -58,15 +71,7 @@ class RangeDecoder:
         self._coder = constriction.stream.queue.RangeDecoder(_words(data))
 
     def decode(self, dist: Distribution, n: int | None = None) -> np.ndarray:
-        n = _count(dist, n)
-        if n == 0:
-            return np.zeros(0, dtype=np.int64)
-        try:
-            model = dist.model()
-            idx = self._coder.decode(model[0], n) if len(model) == 1 else self._coder.decode(*model)
-        except (ValueError, RuntimeError, AssertionError) as e:  # constriction rejects invalid data
-            raise FormatError(f"corrupted entropy-coded data ({e})") from None
-        return dist.from_index(idx)
+        return _decode(self._coder, dist, n)
 
 
 class AnsCoder:
@@ -87,15 +92,7 @@ class AnsCoder:
             self._coder.encode_reverse(idx, *dist.model())
 
     def pop(self, dist: Distribution, n: int | None = None) -> np.ndarray:
-        n = _count(dist, n)
-        if n == 0:
-            return np.zeros(0, dtype=np.int64)
-        model = dist.model()
-        try:
-            idx = self._coder.decode(model[0], n) if len(model) == 1 else self._coder.decode(*model)
-        except (ValueError, RuntimeError, AssertionError) as e:
-            raise FormatError(f"corrupted entropy-coded data ({e})") from None
-        return dist.from_index(idx)
+        return _decode(self._coder, dist, n)
 
     def num_bits(self) -> int:
         return int(self._coder.num_bits())

@@ -1,0 +1,77 @@
+"""The Python interface, the Pillow plugin and the registry."""
+
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import neurocodec
+from neurocodec import registry
+from neurocodec.errors import CodecNotFound, InputError, NeurocodecError
+
+
+def test_available_codecs_and_info():
+    assert "hyperprior" in neurocodec.available_codecs()
+    info = registry.codec_info("hyperprior")
+    assert info["modality"] == "image" and info["lossless"] is False
+    assert 1e6 < info["size_bytes"] < 30e6  # shipped weights stay under 30 MB
+
+
+def test_compress_picks_the_image_codec_and_decompress_returns_the_array(photo):
+    blob = neurocodec.compress(photo, quality=40)
+    out = neurocodec.decompress(blob)
+    assert isinstance(out, np.ndarray) and out.shape == photo.shape
+
+
+def test_pillow_opens_ncd_images(photo, tmp_path):
+    blob = neurocodec.compress(photo, quality=40)
+    path = tmp_path / "p.ncd"
+    path.write_bytes(blob)
+    with Image.open(path) as im:
+        assert im.format == "NCD" and im.size == (photo.shape[1], photo.shape[0]) and im.mode == "RGB"
+        assert np.array_equal(np.asarray(im), neurocodec.decompress(blob))
+    with Image.open(io.BytesIO(blob)) as im:
+        im.load()
+
+
+def test_unsupported_objects_and_missing_codecs(photo):
+    with pytest.raises(InputError):
+        neurocodec.compress(12345)
+    with pytest.raises(CodecNotFound):
+        neurocodec.compress(b"some text")  # no text codec ships yet
+    with pytest.raises(CodecNotFound):
+        neurocodec.load_codec("nosuchcodec")
+    with pytest.raises(InputError, match="lossy"):
+        neurocodec.compress(photo, codec="hyperprior", lossless=True)
+
+
+@pytest.fixture
+def extra_codecs(tmp_path, monkeypatch):
+    """A second codec folder on $NEUROCODEC_CODECS, holding a copy of the shipped codec."""
+    root = tmp_path / "codecs"
+    shutil.copytree(registry.codec_folder("hyperprior"), root / "hp-copy")
+    config = json.loads((root / "hp-copy" / registry.CONFIG).read_text())
+    config["name"] = "hp-copy"
+    (root / "hp-copy" / registry.CONFIG).write_text(json.dumps(config))
+    monkeypatch.setenv("NEUROCODEC_CODECS", str(root))
+    registry.load_codec.cache_clear()
+    yield root / "hp-copy"
+    registry.load_codec.cache_clear()
+
+
+def test_codecs_are_found_on_the_search_path(extra_codecs, photo):
+    assert "hp-copy" in neurocodec.available_codecs()
+    blob = neurocodec.compress(photo[:64, :64], codec="hp-copy", quality=50)
+    assert neurocodec.decompress(blob).shape == (64, 64, 3)
+
+
+def test_damaged_weights_are_refused(extra_codecs):
+    weights = extra_codecs / registry.WEIGHTS
+    data = bytearray(weights.read_bytes())
+    data[-100] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(NeurocodecError, match="damaged"):
+        neurocodec.load_codec("hp-copy")
