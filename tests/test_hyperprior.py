@@ -28,7 +28,9 @@ def test_round_trip_reports_real_rate_and_distortion(hyperprior, photo, files):
     print("bpp", rates, "PSNR", quality)
     assert rates == sorted(rates) and quality == sorted(quality)  # quality buys rate and fidelity
     assert rates[0] < 0.5 < rates[-1]
-    assert quality[-1] > 30  # a trained model: far above any untrained or mock output
+    # the shipped model measured 30.7 dB at q50 and 33.6 dB at q100 on this crop; an
+    # untrained network gives 12-19 dB
+    assert quality[1] > 28 and quality[-1] > 30
 
 
 def test_files_are_deterministic(hyperprior, photo, files):
@@ -49,7 +51,7 @@ def test_large_images_are_tiled(hyperprior, photo):
     box = container.unpack(blob)
     assert len(box.chunks) == 2 * 2 and box.header.params["tile"] == 128
     out = hyperprior.decode(blob)  # the tile size travels in the file
-    assert out.shape == photo.shape and psnr(out, photo) > 24
+    assert out.shape == photo.shape and psnr(out, photo) > 28  # 30.7 dB untiled
 
 
 def _weights():

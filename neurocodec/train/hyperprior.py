@@ -70,6 +70,9 @@ def train(
     info.setdefault("steps", 0)
     info.setdefault("train_minutes", 0.0)
     info.update(N=N, M=M, batch=batch, crop=crop, data=str(data), device=device)
+    hardware = torch.cuda.get_device_name(device) if str(device).startswith("cuda") else f"{os.cpu_count()}-core CPU"
+    minutes_key = "gpu_minutes" if str(device).startswith("cuda") else "cpu_minutes"
+    info.setdefault("runs", []).append({"hardware": hardware, "minutes": minutes, "lr": lr, "kind": minutes_key})
     crops = RandomCrops(load_images(data), crop, device=device, seed=seed + info["steps"])
 
     main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
