@@ -251,14 +251,15 @@ def info(files) -> None:
     from . import container
 
     def work(path: str) -> None:
-        box = container.unpack(_read_input(path))
+        blob = _read_input(path)
+        box = container.unpack(blob)
         h = box.header
-        size = sum(len(c) for c in box.chunks)
+        size = len(blob)  # the whole file, as every bpp neurocodec reports
         shape = "x".join(str(s) for s in h.shape)
         line = [f"{path}: codec {h.codec}", h.modality, "lossless" if h.lossless else "lossy", f"shape {shape}"]
         if "quality" in h.params:
             line.append(f"quality {h.params['quality']}")
-        line.append(f"{len(box.chunks)} chunk(s), {size} payload bytes")
+        line.append(f"{len(box.chunks)} chunk(s), {size} bytes")
         if h.modality == "image" and h.shape[0] * h.shape[1]:
             line.append(f"{8 * size / (h.shape[0] * h.shape[1]):.3f} bpp")
         if h.name:

@@ -84,6 +84,8 @@ def test_info(work):
     assert proc.returncode == 0
     out = proc.stdout.decode()
     assert "codec hyperprior" in out and "shape 192x256x3" in out and "quality 60" in out
+    size = (work / "photo.png.ncd").stat().st_size
+    assert f"{size} bytes" in out and f"{8 * size / (192 * 256):.3f} bpp" in out
 
 
 def test_codecs_lists_the_shipped_codec():
