@@ -81,23 +81,19 @@ class Codec:
 
 
 def as_rgb_image(x: Any) -> np.ndarray:
-    """An HxWx3 uint8 array from an array or a Pillow image; grayscale and RGBA are refused."""
-    try:
-        from PIL import Image
+    """An HxWx3 uint8 array from an array or a Pillow image.
 
-        if isinstance(x, Image.Image):
-            if x.mode in ("L", "LA", "I", "I;16", "F", "1", "P", "CMYK", "YCbCr", "RGBA", "RGBX", "LAB", "HSV"):
-                if x.mode == "P" and "transparency" not in x.info:
-                    x = x.convert("RGB")
-                elif x.mode in ("RGBA", "LA", "P"):
-                    raise InputError(f"image has an alpha channel (mode {x.mode}); flatten it to RGB first")
-                elif x.mode in ("CMYK", "YCbCr", "RGBX", "LAB", "HSV"):
-                    x = x.convert("RGB")
-                else:
-                    x = x.convert("L").convert("RGB")
-            x = np.asarray(x)
-    except ImportError:  # pragma: no cover - pillow is a dependency
-        pass
+    Grayscale, palette and other 8-bit modes are converted to RGB; images with an alpha
+    channel and 16-bit or float images are refused rather than silently altered.
+    """
+    from PIL import Image
+
+    if isinstance(x, Image.Image):
+        if x.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (x.mode == "P" and "transparency" in x.info):
+            raise InputError(f"image has an alpha channel (mode {x.mode}); flatten it to RGB first")
+        if x.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+            raise InputError(f"{x.mode} images (16-bit or float) are not supported; convert to 8-bit RGB")
+        x = np.asarray(x.convert("RGB"))
     x = np.asarray(x)
     if x.dtype != np.uint8:
         raise InputError(f"image must be uint8, got {x.dtype}")

@@ -89,6 +89,10 @@ def test_pillow_inputs(hyperprior, photo):
     assert out.shape == photo.shape  # grayscale is coded as RGB
     with pytest.raises(InputError, match="alpha"):
         neurocodec.compress(Image.fromarray(photo).convert("RGBA"))
+    with pytest.raises(InputError, match="16-bit"):
+        neurocodec.compress(Image.fromarray(photo[:, :, 0].astype(np.uint16) * 257))
+    palette = Image.fromarray(photo).convert("P")
+    assert neurocodec.decompress(neurocodec.compress(palette, quality=50)).shape == photo.shape
 
 
 @pytest.mark.parametrize("bad", [0, 101, 2.5, "50"])
