@@ -70,9 +70,10 @@ def train(
     info.setdefault("steps", 0)
     info.setdefault("train_minutes", 0.0)
     info.update(N=N, M=M, batch=batch, crop=crop, data=str(data), device=device)
-    hardware = torch.cuda.get_device_name(device) if str(device).startswith("cuda") else f"{os.cpu_count()}-core CPU"
-    minutes_key = "gpu_minutes" if str(device).startswith("cuda") else "cpu_minutes"
-    info.setdefault("runs", []).append({"hardware": hardware, "minutes": minutes, "lr": lr, "kind": minutes_key})
+    on_gpu = str(device).startswith("cuda")
+    hardware = torch.cuda.get_device_name(device) if on_gpu else f"{os.cpu_count()}-core CPU"
+    run = {"hardware": hardware, "minutes": minutes, "lr": lr, "kind": "gpu_minutes" if on_gpu else "cpu_minutes"}
+    info["runs"] = [*info.get("runs", []), run]  # a new list: the caller's record stays as it was
     crops = RandomCrops(load_images(data), crop, device=device, seed=seed + info["steps"])
 
     main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]
