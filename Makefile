@@ -12,21 +12,25 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-# compress and decompress the bundled sample images with the shipped codecs, then compare
-# them with PNG and JPEG on the same images
+# compress and decompress the bundled sample images and text with the shipped codecs, check
+# the text comes back exactly, then compare with PNG and JPEG (images) and gzip, bzip2, xz,
+# zstd and brotli (text) on the same files
 demo: $(VENV)/.installed
 	rm -rf $(DEMO_DIR)
-	$(BIN)/neurocodec compress -v --output-dir $(DEMO_DIR) tests/data/*.png
+	$(BIN)/neurocodec compress -v --output-dir $(DEMO_DIR) tests/data/*.png tests/data/text/*.txt
 	$(BIN)/neurocodec info $(DEMO_DIR)/*.ncd
 	$(BIN)/neurocodec decompress --output-dir $(DEMO_DIR)/decoded $(DEMO_DIR)/*.ncd
+	cmp tests/data/text/walden_excerpt.txt $(DEMO_DIR)/decoded/walden_excerpt.txt
 	$(BIN)/neurocodec bench tests/data --codecs hyperprior,png,jpeg --qualities 25,50,75 --print-only
+	$(BIN)/neurocodec bench tests/data/text --print-only
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
-# the full benchmark on Kodak: writes bench/results/ (tables, RD plot, BD-rates)
+# the full benchmarks: Kodak (lossy) and the six evaluation books (text); writes bench/results/
 bench: $(VENV)/.installed
 	$(BIN)/neurocodec bench ../shared/data/images/kodak
+	$(BIN)/neurocodec bench ../shared/data/text/eval
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR)

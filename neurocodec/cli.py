@@ -3,7 +3,7 @@
     neurocodec compress FILE... [-c CODEC] [-q QUALITY] [-o OUT] [-f] [--rm]
     neurocodec decompress FILE.ncd... [-o OUT] [-f] [--rm]
     neurocodec info FILE.ncd...      neurocodec codecs
-    neurocodec bench [FOLDER]        neurocodec train hyperprior ...
+    neurocodec bench [FOLDER]        neurocodec train hyperprior|text ...
 
 Sources are kept unless --rm is given (as zstd does; -k is accepted for gzip's habit). An
 output that exists is refused without -f. Every output is written to a temporary file beside
@@ -262,6 +262,8 @@ def info(files) -> None:
         line.append(f"{len(box.chunks)} chunk(s), {size} bytes")
         if h.modality == "image" and h.shape[0] * h.shape[1]:
             line.append(f"{8 * size / (h.shape[0] * h.shape[1]):.3f} bpp")
+        elif h.modality == "text" and h.shape[0]:
+            line.append(f"{8 * size / h.shape[0]:.3f} bits per byte")
         if h.name:
             line.append(f"name {h.name}")
         click.echo(", ".join(line))
@@ -286,19 +288,25 @@ def codecs() -> None:
 
 @main.command()
 @click.argument("folder", required=False, type=click.Path(exists=True, file_okay=False))
-@click.option("--codecs", "names", default="hyperprior,jpeg,webp,avif,jxl", show_default=True,
-              help="comma-separated shipped codecs and baselines")
+@click.option("--codecs", "names", default=None,
+              help="comma-separated shipped codecs and baselines [images: hyperprior,jpeg,webp,avif,jxl; "
+              "text: text,gzip,bzip2,xz,zstd,brotli]")
 @click.option("--out", "out_dir", default="bench/results", show_default=True, help="where tables and plots go")
-@click.option("--prefix", default=None, help="file name prefix of the results (default: FOLDER's name + _lossy)")
-@click.option("--limit", type=int, default=None, help="use only the first N images")
+@click.option("--prefix", default=None, help="file name prefix of the results (default: FOLDER's name + _lossy, _lossless or _text)")
+@click.option("--limit", type=int, default=None, help="use only the first N files")
 @click.option("--print-only", is_flag=True, help="print the table; write no files")
 @click.option("--qualities", default=None, help="comma-separated qualities for every lossy codec (default: each codec's sweep)")
 def bench(folder, names, out_dir, prefix, limit, print_only, qualities) -> None:
-    """Compare codecs on a folder of images (default: ../shared/data/images/kodak)."""
-    from .bench.command import run_image_benchmark
+    """Compare codecs on a folder of images (default: ../shared/data/images/kodak) or, for a
+    folder without images, of text files."""
+    from .bench.command import is_text_folder, run_image_benchmark, run_text_benchmark
 
+    codec_names = names.split(",") if names else None
     try:
-        run_image_benchmark(folder, names.split(","), out_dir, prefix, limit, print_only, qualities)
+        if folder and is_text_folder(Path(folder)):
+            run_text_benchmark(folder, codec_names, out_dir, prefix, limit, print_only)
+        else:
+            run_image_benchmark(folder, codec_names, out_dir, prefix, limit, print_only, qualities)
     except NeurocodecError as e:
         _fail(str(e))
         sys.exit(1)
@@ -327,6 +335,34 @@ def train_hyperprior(data, minutes, out_dir, resume, export_to, name, batch, cro
     init_state, init_info, dims = resume_state(resume) if resume else (None, None, {})
     info = run(data, out_dir, minutes, init_state=init_state, init_info=init_info, batch=batch,
                crop=crop, lr=lr, device=device, **dims)
+    click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
+    if export_to:
+        export_codec(out_dir, export_to, name)
+        click.echo(f"wrote codec folder {export_to}")
+
+
+
+@train.command("text")
+@click.option("--data", default="../shared/data/text/train.txt.xz", show_default=True, type=click.Path(exists=True),
+              help="a text file (.xz is unpacked) or a folder of them")
+@click.option("--eval-data", default=None, type=click.Path(exists=True), help="files to report bits per byte on")
+@click.option("--minutes", type=float, required=True, help="wall-clock training budget")
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="folder for the checkpoint")
+@click.option("--resume", help="codec name or folder, or checkpoint folder, to start from")
+@click.option("--export", "export_to", type=click.Path(), help="also write a codec folder (config, weights) here")
+@click.option("--name", default="text", show_default=True, help="codec name for --export")
+@click.option("--hidden", default=384, show_default=True, help="LSTM width (a new model only)")
+@click.option("--batch", default=128, show_default=True)
+@click.option("--seq", default=128, show_default=True, help="bytes per backpropagation window")
+@click.option("--lr", default=2e-3, show_default=True)
+@click.option("--device", default="cuda" if os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu", show_default=True)
+def train_text(data, eval_data, minutes, out_dir, resume, export_to, name, hidden, batch, seq, lr, device) -> None:
+    """Train the byte-level LSTM of the text codec, optionally resuming from a checkpoint."""
+    from .train.text import export_codec, resume_state, train as run
+
+    init_state, init_info = resume_state(resume) if resume else (None, None)
+    info = run(data, out_dir, minutes, init_state=init_state, init_info=init_info, hidden=hidden, batch=batch,
+               seq=seq, lr=lr, eval_data=eval_data, device=device)
     click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
     if export_to:
         export_codec(out_dir, export_to, name)

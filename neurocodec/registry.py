@@ -26,10 +26,11 @@ CARD = "MODEL_CARD.md"
 # family -> "module:class"; each class takes (config, weights, weights_digest)
 FAMILIES = {
     "hyperprior": "neurocodec.models.hyperprior:HyperpriorCodec",
+    "byte_lstm": "neurocodec.models.byte_lstm:TextCodec",
 }
 
 # what `compress` uses when no codec is named
-DEFAULTS = {("image", False): "hyperprior"}
+DEFAULTS = {("image", False): "hyperprior", ("text", True): "text", ("text", False): "text"}
 
 
 def search_path() -> list[Path]:

@@ -30,3 +30,33 @@ def test_resume_train_export(tmp_path, monkeypatch, photo):
         assert psnr(neurocodec.decompress(blob), photo) > 24  # a few steps keep it a working codec
     finally:
         registry.load_codec.cache_clear()
+
+
+def test_text_resume_from_shipped_codec_train_export(tmp_path, monkeypatch):
+    """`train text --resume text` starts from the shipped integer weights (turned back into an
+    equivalent float network) and exports a codec that still compresses real text."""
+    from neurocodec.models.byte_lstm import float_net
+    from neurocodec.train.text import evaluate
+
+    shipped = neurocodec.load_codec("text")
+    text = (DATA / "text" / "walden_excerpt.txt").read_bytes()
+    start_bpb = evaluate(float_net(shipped._weights), [text])
+    out, folder = tmp_path / "run", tmp_path / "codecs" / "text-tuned"
+    result = CliRunner().invoke(
+        main,
+        ["train", "text", "--data", str(DATA / "text"), "--minutes", "0.02", "--out", str(out),
+         "--resume", "text", "--export", str(folder), "--name", "text-tuned", "--batch", "4", "--seq", "64", "--lr", "1e-5"],
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((folder / registry.CONFIG).read_text())
+    assert config["training"]["steps"] > registry.read_config("text")["training"]["steps"]
+
+    monkeypatch.setenv("NEUROCODEC_CODECS", str(folder.parent))
+    registry.load_codec.cache_clear()
+    try:
+        tuned = neurocodec.load_codec("text-tuned")
+        assert abs(evaluate(float_net(tuned._weights), [text]) - start_bpb) < 0.05  # a tiny lr: the same model
+        blob = neurocodec.compress(text[:1500], codec="text-tuned")
+        assert neurocodec.decompress(blob) == text[:1500]
+    finally:
+        registry.load_codec.cache_clear()

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from . import baselines, images
+from . import baselines, images, text
 
 DEFAULT_FOLDER = Path("../shared/data/images/kodak")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".webp"}
@@ -21,8 +21,30 @@ def resolve(name: str):
         return load_codec(name)
     if name in baselines.BASELINES:
         return baselines.get_baseline(name)
-    known = ", ".join(available_codecs() + sorted(baselines.BASELINES))
+    if name in text.TEXT_BASELINES:
+        return text.TEXT_BASELINES[name]()
+    known = ", ".join(available_codecs() + sorted(baselines.BASELINES) + sorted(text.TEXT_BASELINES))
     raise InputError(f"unknown codec '{name}' (known: {known})")
+
+
+def is_text_folder(folder: Path) -> bool:
+    """A folder with files but no images is benchmarked as text."""
+    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    return bool(files) and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in files)
+
+
+def run_text_benchmark(folder, names, out_dir, prefix=None, limit=None, print_only=False) -> list[dict]:
+    folder = Path(folder)
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))[:limit]
+    codecs = [resolve(n.strip()) for n in (names or text.DEFAULT_CODECS) if n.strip()]
+    rows = text.run(paths, codecs)
+    summary = text.summarize(rows)
+    click.echo(text.format_table(summary))
+    if not print_only:
+        title = f"{folder.name}: {', '.join(c.name for c in codecs)}"
+        for p in text.write_results(rows, summary, out_dir, title, prefix or f"{folder.name}_text"):
+            click.echo(f"wrote {p}")
+    return summary
 
 
 def run_image_benchmark(folder, names, out_dir, prefix=None, limit=None, print_only=False, qualities=None) -> list[dict]:
@@ -32,7 +54,7 @@ def run_image_benchmark(folder, names, out_dir, prefix=None, limit=None, print_o
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not paths:
         raise InputError(f"{folder}: no images")
-    codecs = [resolve(n.strip()) for n in names if n.strip()]
+    codecs = [resolve(n.strip()) for n in (names or images.DEFAULT_CODECS) if n.strip()]
     sweep = tuple(int(q) for q in qualities.split(",")) if qualities else None
     rows = images.run(paths, codecs, progress=True, qualities=sweep)
     summary = images.summarize(rows)

@@ -22,6 +22,9 @@ from . import baselines
 from .metrics import bd_rate, bpp, ms_ssim, ms_ssim_db, psnr
 
 
+DEFAULT_CODECS = ("hyperprior", "jpeg", "webp", "avif", "jxl")
+
+
 def load_image(path) -> np.ndarray:
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))

@@ -15,14 +15,11 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from ..models.hyperprior_net import LAMBDAS, VariableRateHyperprior
+from .checkpoint import has_checkpoint, load_checkpoint, progress, save_checkpoint
 from .crops import RandomCrops, load_images
-
-CHECKPOINT = "checkpoint.safetensors"
-STATE = "checkpoint.json"
-
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The learned tensors only: compressai's derived CDF buffers are rebuilt, not stored."""
@@ -31,19 +28,6 @@ def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
         for k, v in model.state_dict().items()
         if not k.startswith("gaussian_conditional.") and "._" not in k
     }
-
-
-def save_checkpoint(model: torch.nn.Module, folder: Path, info: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (CHECKPOINT + ".tmp")
-    save_file(trainable_state(model), str(tmp))
-    os.replace(tmp, folder / CHECKPOINT)
-    (folder / (STATE + ".tmp")).write_text(json.dumps(info, indent=2))
-    os.replace(folder / (STATE + ".tmp"), folder / STATE)
-
-
-def load_checkpoint(folder: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    return load_file(str(folder / CHECKPOINT)), json.loads((folder / STATE).read_text())
 
 
 def train(
@@ -124,18 +108,11 @@ def train(
                 f"bpp {stats['bpp'] / n:.3f} psnr(avg mse) {psnr:.2f}")
             stats = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
         if time.time() - last_save > 300:
-            save_checkpoint(model, out, _progress(info, step, start))
+            save_checkpoint(trainable_state(model), out, progress(info, step, start))
             last_save = time.time()
-    info = _progress(info, step, start)
-    save_checkpoint(model, out, info)
+    info = progress(info, step, start)
+    save_checkpoint(trainable_state(model), out, info)
     return info
-
-
-def _progress(info: dict, step: int, start: float) -> dict:
-    done = dict(info)
-    done["steps"] = info["steps"] + step
-    done["train_minutes"] = round(info["train_minutes"] + (time.time() - start) / 60, 2)
-    return done
 
 
 def resume_state(spec: str) -> tuple[dict[str, torch.Tensor], dict, dict]:
@@ -145,7 +122,7 @@ def resume_state(spec: str) -> tuple[dict[str, torch.Tensor], dict, dict]:
     from ..models.hyperprior import float_state
 
     folder = Path(spec)
-    if (folder / CHECKPOINT).exists():
+    if has_checkpoint(folder):
         state, info = load_checkpoint(folder)
         return state, info, {"N": info["N"], "M": info["M"]}
     if not (folder / registry.CONFIG).exists():

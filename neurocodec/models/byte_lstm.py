@@ -1,0 +1,269 @@
+"""`text`: lossless codec for any byte string, from a byte-level LSTM run in integer arithmetic.
+
+Coding. The input is cut into chunks of `chunk` bytes; each chunk is read from a fresh LSTM
+state as if it followed a NUL byte. Up to `group` consecutive chunks form a group, which is
+coded in lockstep: at step t the network predicts byte t of every chunk of the group in one
+batch, and the range coder codes those bytes one after another into the group's stream. One
+group is one container chunk, so memory is bounded by the group, whatever the input's size.
+A group's chunk starts with one byte: CODED, or STORED for a group whose coded stream would
+be longer than its bytes (binary data the model does not know), so nothing ever expands by
+more than that byte.
+
+Determinism. The decoder must rebuild exactly the probabilities the encoder used, on any
+machine, thread count or device. The network therefore runs on integers held in float64:
+weights have `WEIGHT_BITS` and activations `ACT_BITS` fractional bits, so every dot product is
+a sum of integers below 2**53 and exact in any order. The input projection is a stored table
+(one row per byte value), sigmoid, tanh and exp are stored tables indexed by quantized
+arguments, and the next-byte distribution is a vector of integer weights, which constriction
+normalizes the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..codec import Codec
+from ..container import Header
+from ..entropy import Categorical, RangeDecoder, RangeEncoder
+from ..errors import FormatError
+from .byte_lstm_net import BOS, ByteLSTM
+from .context_mix import ContextMixer
+
+WEIGHT_BITS = 16  # fractional bits of weights
+ACT_BITS = 12  # fractional bits of h, c and of gate outputs
+ACC_BITS = WEIGHT_BITS + ACT_BITS  # fractional bits of a dot product
+GATE_BITS = 8  # a gate's pre-activation is looked up on a 2**-8 grid ...
+GATE_RANGE = 12  # ... over [-12, 12]
+CELL_LIMIT = 64.0  # |c| is clamped here
+LOGIT_BITS = 6  # logits are rounded to 1/64 nat ...
+LOGIT_RANGE = 24  # ... and kept within 24 nats of the largest
+PROB_BITS = 32  # exp table: round(2**32 * exp(-k / 64)), at least 1
+
+CODED, STORED = b"\x00", b"\x01"  # first byte of a group's container chunk
+DEFAULT_CHUNK = 8192  # longest chunk
+DEFAULT_STREAMS = 128  # chunks wanted side by side
+DEFAULT_GROUP = 256  # most chunks in one group
+MIN_CHUNK = 1024
+DEFAULT_CONTEXT = {"orders": [3, 5], "rows_log2": 18, "rate": 0.02, "init": 0.3}  # ContextMixer's arguments
+
+
+# --- export: float network -> integer tensors ------------------------------------------
+
+
+def export_weights(net: ByteLSTM) -> dict[str, torch.Tensor]:
+    """The integer tensors and lookup tables the codec runs on (int32; the exp table int64)."""
+    with torch.no_grad():
+        lstm = net.lstm
+        table_in = net.embed.weight.double() @ lstm.weight_ih_l0.double().T + (lstm.bias_ih_l0 + lstm.bias_hh_l0).double()
+        i, f, g, o = torch.arange(4 * net.hidden).view(4, -1)  # torch's gate order ...
+        order = torch.cat([i, f, o, g])  # ... stored as i, f, o, g: the sigmoid gates together
+        grid = torch.arange(-GATE_RANGE * 2**GATE_BITS, GATE_RANGE * 2**GATE_BITS + 1, dtype=torch.float64) / 2**GATE_BITS
+        k = torch.arange(0, LOGIT_RANGE * 2**LOGIT_BITS + 1, dtype=torch.float64)
+        q = lambda t, bits: torch.round(t * 2.0**bits).to(torch.int32)  # noqa: E731
+        return {
+            "table_in": q(table_in[:, order], WEIGHT_BITS),  # times 2**ACT_BITS at load: units 2**-ACC_BITS
+            "w_hh": q(lstm.weight_hh_l0.double()[order], WEIGHT_BITS),
+            "w_out": q(net.out.weight.double(), WEIGHT_BITS),
+            "b_out": q(net.out.bias.double(), WEIGHT_BITS),
+            "sigmoid": q(torch.sigmoid(grid), ACT_BITS),
+            "tanh": q(torch.tanh(grid), ACT_BITS),
+            "exp": torch.clamp(torch.round(torch.exp(-k / 2**LOGIT_BITS) * 2.0**PROB_BITS), min=1).to(torch.int64),
+        }
+
+
+def float_net(weights: dict[str, torch.Tensor]) -> ByteLSTM:
+    """A float ByteLSTM that computes what the integer weights stand for (to resume training
+    from a shipped codec, or to compare against). The input projection was folded into one
+    table row per byte, so the embedding becomes the identity of size 256."""
+    hidden = weights["w_hh"].shape[1]
+    i, f, o, g = torch.arange(4 * hidden).view(4, -1)
+    torch_order = torch.cat([i, f, g, o])  # stored i, f, o, g -> torch's i, f, g, o
+    net = ByteLSTM(hidden, embed=256)
+    scale = 2.0**-WEIGHT_BITS
+    with torch.no_grad():
+        net.embed.weight.copy_(torch.eye(256))
+        net.lstm.weight_ih_l0.copy_(weights["table_in"][:, torch_order].T.double() * scale)
+        net.lstm.weight_hh_l0.copy_(weights["w_hh"][torch_order].double() * scale)
+        net.lstm.bias_ih_l0.zero_()
+        net.lstm.bias_hh_l0.zero_()
+        net.out.weight.copy_(weights["w_out"].double() * scale)
+        net.out.bias.copy_(weights["b_out"].double() * scale)
+    return net
+
+
+# --- the integer network ---------------------------------------------------------------
+
+
+def _lookup(table: torch.Tensor, x: torch.Tensor, shift: int) -> torch.Tensor:
+    """table[round(x / 2**shift)], the index clamped to the table's range."""
+    half = (table.numel() - 1) // 2
+    return table[torch.floor(x * 2.0**-shift + (half + 0.5)).clamp_(0, 2 * half).long()]
+
+
+class IntegerByteLSTM:
+    """Exact next-byte weights, one step at a time for a batch of streams."""
+
+    def __init__(self, weights: dict[str, torch.Tensor], device: str | torch.device = "cpu"):
+        f64 = lambda name, shift=0: weights[name].to(torch.float64).mul(2.0**shift).to(device)  # noqa: E731
+        self.table_in = f64("table_in", ACT_BITS)
+        self.w_hh_t = f64("w_hh").T.contiguous()
+        self.w_out_t = f64("w_out").T.contiguous()
+        self.b_out = f64("b_out", ACT_BITS)
+        self.sigmoid, self.tanh, self.exp = f64("sigmoid"), f64("tanh"), f64("exp")
+        self.hidden = self.w_hh_t.shape[0]
+        self.device = device
+        for name, w in (("w_hh", self.w_hh_t), ("w_out", self.w_out_t)):
+            if w.abs().sum(0).max() * 2**ACT_BITS >= 2**52:  # the worst case of one dot product
+                raise ValueError(f"{name} is too large for exact float64 accumulation")
+
+    def initial_state(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(previous bytes, h, c) of `n` fresh streams."""
+        zeros = torch.zeros(n, self.hidden, dtype=torch.float64, device=self.device)
+        return torch.full((n,), BOS, dtype=torch.long, device=self.device), zeros, zeros.clone()
+
+    def step(self, prev: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        """Integer weights (n, 256) of the next byte after `prev`, and the new (h, c)."""
+        pre = self.table_in[prev] + h @ self.w_hh_t
+        n = self.hidden
+        i, f, o = _lookup(self.sigmoid, pre[:, : 3 * n], ACC_BITS - GATE_BITS).split(n, dim=1)
+        g = _lookup(self.tanh, pre[:, 3 * n :], ACC_BITS - GATE_BITS)
+        limit = CELL_LIMIT * 2**ACT_BITS
+        c = torch.floor(torch.addcmul(f * c, i, g).mul_(2.0**-ACT_BITS).add_(0.5)).clamp_(-limit, limit)
+        h = torch.floor(o * _lookup(self.tanh, c, ACT_BITS - GATE_BITS) * 2.0**-ACT_BITS + 0.5)
+        logits = torch.floor((h @ self.w_out_t + self.b_out) * 2.0 ** -(ACC_BITS - LOGIT_BITS) + 0.5)
+        k = torch.clamp(logits.amax(dim=1, keepdim=True) - logits, max=self.exp.numel() - 1).long()
+        return self.exp[k], h, c
+
+
+# --- chunking --------------------------------------------------------------------------
+
+
+def chunk_length(n: int, chunk: int, streams: int) -> int:
+    """The chunk length for an input of `n` bytes: `chunk`, shortened for smaller inputs so that
+    about `streams` chunks run side by side, but never below MIN_CHUNK. Longer chunks cost
+    fewer bits (each chunk starts from a fresh state), more chunks decode faster."""
+    return max(MIN_CHUNK, min(chunk, math.ceil(n / max(streams, 1))))
+
+
+def plan(n: int, chunk: int, group: int) -> list[list[tuple[int, int]]]:
+    """Groups of (start, length) chunks covering `n` bytes."""
+    spans = [(s, min(chunk, n - s)) for s in range(0, n, chunk)]
+    return [spans[i : i + group] for i in range(0, len(spans), group)]
+
+
+# --- the codec -------------------------------------------------------------------------
+
+
+class TextCodec(Codec):
+    modality = "text"
+    lossless = True
+
+    def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
+        self.name = config["name"]
+        self.weights_digest = weights_digest
+        self.chunk = int(config.get("chunk", DEFAULT_CHUNK))
+        self.group = int(config.get("group", DEFAULT_GROUP))
+        self.streams = int(config.get("streams", DEFAULT_STREAMS))
+        self.context = config.get("context", DEFAULT_CONTEXT)
+        self._weights = weights
+        self.net = IntegerByteLSTM(weights)
+
+    def to(self, device: str | torch.device) -> "TextCodec":
+        """Run the network on `device`; the coded bytes are identical on every device."""
+        self.net = IntegerByteLSTM(self._weights, device)
+        return self
+
+    def encode_chunks(self, data: bytes, quality: int | None) -> tuple[dict, list[bytes]]:
+        chunk = chunk_length(len(data), self.chunk, self.streams)
+        buf = np.frombuffer(data, dtype=np.uint8)
+        streams = []
+        for spans in plan(len(data), chunk, self.group):
+            coded = self._encode_group(buf, spans, self.context)
+            raw = data[spans[0][0] : spans[-1][0] + spans[-1][1]]
+            streams.append(CODED + coded if len(coded) < len(raw) else STORED + raw)
+        return {"chunk": chunk, "group": self.group, "context": self.context}, streams
+
+    def decode_chunks(self, header: Header, chunks: list[bytes]) -> bytes:
+        n = header.shape[0]
+        chunk, group, context = _params(header)
+        groups = plan(n, chunk, group)
+        if len(groups) != len(chunks):
+            raise FormatError(f"corrupted file: {len(chunks)} coded groups where {len(groups)} were expected")
+        out = np.empty(n, dtype=np.uint8)
+        for spans, data in zip(groups, chunks):
+            start, end = spans[0][0], spans[-1][0] + spans[-1][1]
+            if data[:1] == STORED and len(data) == 1 + end - start:
+                out[start:end] = np.frombuffer(data, dtype=np.uint8, offset=1)
+            elif data[:1] == CODED:
+                self._decode_group(data[1:], spans, out, context)
+            else:
+                raise FormatError("corrupted file: a text group has an unknown mode or length")
+        return out.tobytes()
+
+    # The two loops below are mirror images: change one, change both.
+    @torch.no_grad()
+    def _encode_group(self, buf: np.ndarray, spans: list[tuple[int, int]], context: dict) -> bytes:
+        starts = np.array([s for s, _ in spans])
+        lengths = np.array([n for _, n in spans])
+        enc = RangeEncoder()
+        prev, h, c = self.net.initial_state(len(spans))
+        mixer = ContextMixer(len(spans), **context)
+        for t in range(int(lengths.max())):
+            active = int((lengths > t).sum())  # chunks are sorted longest first: only the last may be short
+            probs, h, c = self._predict(mixer, prev[:active], h[:active], c[:active])
+            symbols = buf[starts[:active] + t]
+            enc.encode(symbols, Categorical(probs))
+            mixer.update(symbols)
+            prev = torch.from_numpy(symbols.astype(np.int64)).to(self.net.device)
+        return enc.to_bytes()
+
+    @torch.no_grad()
+    def _decode_group(self, data: bytes, spans: list[tuple[int, int]], out: np.ndarray, context: dict) -> None:
+        starts = np.array([s for s, _ in spans])
+        lengths = np.array([n for _, n in spans])
+        dec = RangeDecoder(data)
+        prev, h, c = self.net.initial_state(len(spans))
+        mixer = ContextMixer(len(spans), **context)
+        for t in range(int(lengths.max())):
+            active = int((lengths > t).sum())
+            probs, h, c = self._predict(mixer, prev[:active], h[:active], c[:active])
+            symbols = dec.decode(Categorical(probs))
+            out[starts[:active] + t] = symbols
+            mixer.update(symbols)
+            prev = torch.from_numpy(symbols).to(self.net.device)
+
+    def _predict(self, mixer: ContextMixer, prev, h, c) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+        """The next-byte distributions the coder uses: network, then document statistics."""
+        weights, h, c = self.net.step(prev, h, c)
+        w = weights.cpu().numpy()
+        return mixer.mix(w / w.sum(axis=1, keepdims=True)), h, c
+
+
+def _params(header: Header) -> tuple[int, int, dict]:
+    try:
+        chunk, group = int(header.params["chunk"]), int(header.params["group"])
+        context = dict(header.params["context"])
+        ContextMixer(0, **context)  # validates
+    except (KeyError, TypeError, ValueError):
+        raise FormatError("corrupted file: text coding parameters are missing or invalid") from None
+    if chunk < 1 or group < 1:
+        raise FormatError("corrupted file: invalid text chunking parameters")
+    return chunk, group, context
+
+
+def default_config(name: str, net: ByteLSTM) -> dict:
+    return {
+        "name": name,
+        "family": "byte_lstm",
+        "modality": "text",
+        "lossless": True,
+        "hidden": net.hidden,
+        "embed": net.embed_dim,
+        "chunk": DEFAULT_CHUNK,
+        "streams": DEFAULT_STREAMS,
+        "group": DEFAULT_GROUP,
+        "context": DEFAULT_CONTEXT,
+    }
