@@ -179,7 +179,7 @@ def test_context_mixer_learns_a_document_and_never_overflows():
     assert np.allclose(q.sum(1), 1) and (q > 0).all()
     assert q[0, ord("a")] > 0.5  # after "...ab" comes "a"
     assert mixer.weights[0].max() > 0.3  # the weight of a reliable context grew
-    rows = mixer._rows[0]
+    rows = mixer._last[0][0]  # the rows the last mix() looked up
     mixer.tables[0][rows, ord("a")] = np.iinfo(np.uint16).max - 1
     mixer.update(np.array([ord("a"), ord("a")]))
     assert mixer.tables[0][rows[0], ord("a")] < np.iinfo(np.uint16).max // 2 + 4  # halved, not wrapped

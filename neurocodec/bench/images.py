@@ -198,6 +198,13 @@ def machine_line() -> str:
     )
 
 
+def write_csv(rows: list[dict], path: Path) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def write_results(rows, summary, out_dir, title: str, prefix: str = "bench", anchor: str = "jpeg") -> list[Path]:
     """Write `<prefix>.csv` (per-image rows), `<prefix>_summary.md` and the plots; return the paths.
 
@@ -207,10 +214,7 @@ def write_results(rows, summary, out_dir, title: str, prefix: str = "bench", anc
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table, report = out_dir / f"{prefix}.csv", out_dir / f"{prefix}_summary.md"
-    with open(table, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(rows, table)
 
     n_images = len({r["image"] for r in rows})
     md = [f"# {title}", "", f"{n_images} images · {machine_line()}", ""]

@@ -9,13 +9,12 @@ bits per byte = 8 * compressed / original, over all files together.
 from __future__ import annotations
 
 import bz2
-import csv
 import gzip
 import lzma
 import time
 from pathlib import Path
 
-from .images import _aligned, _markdown, machine_line
+from .images import _aligned, _markdown, machine_line, write_csv
 
 
 class TextBaseline:
@@ -103,10 +102,7 @@ def write_results(rows: list[dict], summary: list[dict], out_dir, title: str, pr
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out_dir / f"{prefix}.csv", out_dir / f"{prefix}_summary.md"
-    with open(csv_path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(rows, csv_path)
     header, cells = _cells(summary)
     files = ", ".join(sorted(dict.fromkeys(r["file"] for r in rows)))
     md_path.write_text(f"# {title}\n\n{machine_line()}\n\nFiles: {files}\n\n{_markdown(header, cells)}\n")

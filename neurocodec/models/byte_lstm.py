@@ -44,7 +44,7 @@ PROB_BITS = 32  # exp table: round(2**32 * exp(-k / 64)), at least 1
 
 CODED, STORED = b"\x00", b"\x01"  # first byte of a group's container chunk
 DEFAULT_CHUNK = 8192  # longest chunk
-DEFAULT_STREAMS = 128  # chunks wanted side by side
+DEFAULT_STREAMS = 256  # chunks wanted side by side
 DEFAULT_GROUP = 256  # most chunks in one group
 MIN_CHUNK = 1024
 DEFAULT_CONTEXT = {"orders": [3, 5], "rows_log2": 18, "rate": 0.02, "init": 0.3}  # ContextMixer's arguments

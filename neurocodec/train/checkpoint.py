@@ -41,3 +41,14 @@ def progress(info: dict, steps: int, start: float) -> dict:
     done["steps"] = info["steps"] + steps
     done["train_minutes"] = round(info["train_minutes"] + (time.time() - start) / 60, 2)
     return done
+
+
+def add_run(info: dict, device: str, minutes: float, lr: float) -> None:
+    """Append this run (hardware, budget, learning rate, GPU or CPU) to `info["runs"]`, as a
+    new list, so a record the caller still holds stays as it was."""
+    import os
+
+    on_gpu = str(device).startswith("cuda")
+    hardware = torch.cuda.get_device_name(device) if on_gpu else f"{os.cpu_count()}-core CPU"
+    run = {"hardware": hardware, "minutes": minutes, "lr": lr, "kind": "gpu_minutes" if on_gpu else "cpu_minutes"}
+    info["runs"] = [*info.get("runs", []), run]

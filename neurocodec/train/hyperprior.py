@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from ..models.hyperprior_net import LAMBDAS, VariableRateHyperprior
-from .checkpoint import has_checkpoint, load_checkpoint, progress, save_checkpoint
+from .checkpoint import add_run, has_checkpoint, load_checkpoint, progress, save_checkpoint
 from .crops import RandomCrops, load_images
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -54,10 +53,7 @@ def train(
     info.setdefault("steps", 0)
     info.setdefault("train_minutes", 0.0)
     info.update(N=N, M=M, batch=batch, crop=crop, data=str(data), device=device)
-    on_gpu = str(device).startswith("cuda")
-    hardware = torch.cuda.get_device_name(device) if on_gpu else f"{os.cpu_count()}-core CPU"
-    run = {"hardware": hardware, "minutes": minutes, "lr": lr, "kind": "gpu_minutes" if on_gpu else "cpu_minutes"}
-    info["runs"] = [*info.get("runs", []), run]  # a new list: the caller's record stays as it was
+    add_run(info, device, minutes, lr)
     crops = RandomCrops(load_images(data), crop, device=device, seed=seed + info["steps"])
 
     main_params = [p for n, p in model.named_parameters() if not n.endswith("quantiles")]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import lzma
 import math
-import os
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from ..models.byte_lstm_net import BOS, ByteLSTM
-from .checkpoint import has_checkpoint, load_checkpoint, progress, save_checkpoint
+from .checkpoint import add_run, has_checkpoint, load_checkpoint, progress, save_checkpoint
 
 
 def read_text(path: str | Path) -> bytes:
@@ -75,10 +74,7 @@ def train(
     info.setdefault("bytes_seen", 0)
     info.setdefault("train_minutes", 0.0)
     info.update(hidden=hidden, embed=embed, batch=batch, seq=seq, data=str(data))
-    on_gpu = str(device).startswith("cuda")
-    hardware = torch.cuda.get_device_name(device) if on_gpu else f"{os.cpu_count()}-core CPU"
-    run = {"hardware": hardware, "minutes": minutes, "lr": lr, "kind": "gpu_minutes" if on_gpu else "cpu_minutes"}
-    info["runs"] = [*info.get("runs", []), run]
+    add_run(info, device, minutes, lr)
 
     text = np.frombuffer(read_text(data), dtype=np.uint8)
     stream_len = len(text) // batch
