@@ -203,37 +203,42 @@ class TextCodec(Codec):
                 raise FormatError("corrupted file: a text group has an unknown mode or length")
         return out.tobytes()
 
-    # The two loops below are mirror images: change one, change both.
-    @torch.no_grad()
     def _encode_group(self, buf: np.ndarray, spans: list[tuple[int, int]], context: dict) -> bytes:
-        starts = np.array([s for s, _ in spans])
-        lengths = np.array([n for _, n in spans])
         enc = RangeEncoder()
-        prev, h, c = self.net.initial_state(len(spans))
-        mixer = ContextMixer(len(spans), **context)
-        for t in range(int(lengths.max())):
-            active = int((lengths > t).sum())  # chunks are sorted longest first: only the last may be short
-            probs, h, c = self._predict(mixer, prev[:active], h[:active], c[:active])
-            symbols = buf[starts[:active] + t]
+
+        def code(probs: np.ndarray, positions: np.ndarray) -> np.ndarray:
+            symbols = buf[positions]
             enc.encode(symbols, Categorical(probs))
-            mixer.update(symbols)
-            prev = torch.from_numpy(symbols.astype(np.int64)).to(self.net.device)
+            return symbols
+
+        self._lockstep(spans, context, code)
         return enc.to_bytes()
 
-    @torch.no_grad()
     def _decode_group(self, data: bytes, spans: list[tuple[int, int]], out: np.ndarray, context: dict) -> None:
+        dec = RangeDecoder(data)
+
+        def code(probs: np.ndarray, positions: np.ndarray) -> np.ndarray:
+            symbols = dec.decode(Categorical(probs))
+            out[positions] = symbols
+            return symbols
+
+        self._lockstep(spans, context, code)
+
+    @torch.no_grad()
+    def _lockstep(self, spans: list[tuple[int, int]], context: dict, code) -> None:
+        """Step every chunk of a group together; `code(probs, positions)` codes the bytes at
+        `positions` (one per active chunk) under `probs` and returns them. Encoder and decoder
+        share this loop, so they cannot drift apart."""
         starts = np.array([s for s, _ in spans])
         lengths = np.array([n for _, n in spans])
-        dec = RangeDecoder(data)
         prev, h, c = self.net.initial_state(len(spans))
         mixer = ContextMixer(len(spans), **context)
         for t in range(int(lengths.max())):
-            active = int((lengths > t).sum())
+            active = int((lengths > t).sum())  # only the last chunk of an input may be short
             probs, h, c = self._predict(mixer, prev[:active], h[:active], c[:active])
-            symbols = dec.decode(Categorical(probs))
-            out[starts[:active] + t] = symbols
+            symbols = code(probs, starts[:active] + t)
             mixer.update(symbols)
-            prev = torch.from_numpy(symbols).to(self.net.device)
+            prev = torch.from_numpy(symbols.astype(np.int64)).to(self.net.device)
 
     def _predict(self, mixer: ContextMixer, prev, h, c) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
         """The next-byte distributions the coder uses: network, then document statistics."""
