@@ -341,7 +341,6 @@ def train_hyperprior(data, minutes, out_dir, resume, export_to, name, batch, cro
         click.echo(f"wrote codec folder {export_to}")
 
 
-
 @train.command("text")
 @click.option("--data", default="../shared/data/text/train.txt.xz", show_default=True, type=click.Path(exists=True),
               help="a text file (.xz is unpacked) or a folder of them")

@@ -27,15 +27,19 @@ def resolve(name: str):
     raise InputError(f"unknown codec '{name}' (known: {known})")
 
 
+def _visible_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
 def is_text_folder(folder: Path) -> bool:
     """A folder with files but no images is benchmarked as text."""
-    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    files = _visible_files(folder)
     return bool(files) and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in files)
 
 
 def run_text_benchmark(folder, names, out_dir, prefix=None, limit=None, print_only=False) -> list[dict]:
     folder = Path(folder)
-    paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))[:limit]
+    paths = _visible_files(folder)[:limit]
     codecs = [resolve(n.strip()) for n in (names or text.DEFAULT_CODECS) if n.strip()]
     rows = text.run(paths, codecs)
     summary = text.summarize(rows)

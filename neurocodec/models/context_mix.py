@@ -43,7 +43,8 @@ class ContextMixer:
         self.weights[:, 0] = 0.0  # an unseen context: nothing to mix
         self.weights[:, SEEN_BUCKETS] = 0.0
         self.history = np.zeros(n_streams, dtype=np.uint64)  # the last 8 bytes of each stream
-        self._last: list[tuple] = []
+        self._last: list[tuple] = []  # per order, what the last mix() used: update() learns from it
+        self._q = np.zeros((0, 256))  # the last mix() result
 
     def mix(self, probs: np.ndarray) -> np.ndarray:
         """The mixed distribution for the first len(probs) streams; `probs` rows sum to 1."""

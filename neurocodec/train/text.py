@@ -25,11 +25,11 @@ from ..models.byte_lstm_net import BOS, ByteLSTM
 from .checkpoint import add_run, has_checkpoint, load_checkpoint, progress, save_checkpoint
 
 
-def read_text(path: str | Path) -> bytes:
-    """A file's bytes, or a folder's files concatenated; `.xz` files are unpacked."""
+def read_text_files(path: str | Path) -> list[bytes]:
+    """The bytes of a file, or of each file in a folder (sorted); `.xz` files are unpacked."""
     path = Path(path)
     files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-    return b"".join(lzma.decompress(p.read_bytes()) if p.suffix == ".xz" else p.read_bytes() for p in files)
+    return [lzma.decompress(p.read_bytes()) if p.suffix == ".xz" else p.read_bytes() for p in files]
 
 
 @torch.no_grad()
@@ -76,7 +76,7 @@ def train(
     info.update(hidden=hidden, embed=embed, batch=batch, seq=seq, data=str(data))
     add_run(info, device, minutes, lr)
 
-    text = np.frombuffer(read_text(data), dtype=np.uint8)
+    text = np.frombuffer(b"".join(read_text_files(data)), dtype=np.uint8)
     stream_len = len(text) // batch
     streams = torch.from_numpy(text[: stream_len * batch].reshape(batch, stream_len).astype(np.int64))
     pos = (info["bytes_seen"] // batch) % max(stream_len - seq - 1, 1)
@@ -122,11 +122,6 @@ def train(
         log(f"eval {info['eval_bpb_float']:.4f} bpb")
     save_checkpoint(model.state_dict(), out, info)
     return info
-
-
-def read_text_files(path: str | Path) -> list[bytes]:
-    path = Path(path)
-    return [p.read_bytes() for p in sorted(path.iterdir()) if p.is_file()] if path.is_dir() else [path.read_bytes()]
 
 
 def _progress(info: dict, step: int, start: float, bytes_per_step: int) -> dict:
