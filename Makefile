@@ -13,8 +13,9 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # compress and decompress the bundled sample images and text with the shipped codecs, check
-# the text comes back exactly, then compare with PNG and JPEG (images) and gzip, bzip2, xz,
-# zstd and brotli (text) on the same files
+# the text comes back exactly, then compare with PNG and JPEG (images; the lossless codecs
+# with PNG, WebP, JPEG 2000 and JPEG XL, every decode checked pixel for pixel) and with gzip,
+# bzip2, xz, zstd and brotli (text) on the same files
 demo: $(VENV)/.installed
 	rm -rf $(DEMO_DIR)
 	$(BIN)/neurocodec compress -v --output-dir $(DEMO_DIR) tests/data/*.png tests/data/text/*.txt
@@ -22,14 +23,17 @@ demo: $(VENV)/.installed
 	$(BIN)/neurocodec decompress --output-dir $(DEMO_DIR)/decoded $(DEMO_DIR)/*.ncd
 	cmp tests/data/text/walden_excerpt.txt $(DEMO_DIR)/decoded/walden_excerpt.txt
 	$(BIN)/neurocodec bench tests/data --codecs hyperprior,png,jpeg --qualities 25,50,75 --print-only
+	$(BIN)/neurocodec bench tests/data --lossless --print-only
 	$(BIN)/neurocodec bench tests/data/text --print-only
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
 
-# the full benchmarks: Kodak (lossy) and the six evaluation books (text); writes bench/results/
+# the full benchmarks: Kodak (lossy and lossless) and the six evaluation books (text);
+# writes bench/results/
 bench: $(VENV)/.installed
 	$(BIN)/neurocodec bench ../shared/data/images/kodak
+	$(BIN)/neurocodec bench ../shared/data/images/kodak --lossless
 	$(BIN)/neurocodec bench ../shared/data/text/eval
 
 clean:

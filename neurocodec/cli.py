@@ -171,7 +171,7 @@ def _report(obj, blob: bytes) -> str:
 
     img = as_rgb_image(obj)
     mse = np.mean((api.decompress(blob).astype(np.float64) - img) ** 2)
-    quality = "lossless" if mse == 0 else f"{10 * np.log10(255**2 / mse):.2f} dB PSNR"
+    quality = f"lossless, {8 * len(blob) / img.size:.3f} bpsp" if mse == 0 else f"{10 * np.log10(255**2 / mse):.2f} dB PSNR"
     return f"{len(blob)} bytes, {8 * len(blob) / (img.shape[0] * img.shape[1]):.3f} bpp, {quality}"
 
 
@@ -262,6 +262,8 @@ def info(files) -> None:
         line.append(f"{len(box.chunks)} chunk(s), {size} bytes")
         if h.modality == "image" and h.shape[0] * h.shape[1]:
             line.append(f"{8 * size / (h.shape[0] * h.shape[1]):.3f} bpp")
+            if h.lossless:
+                line.append(f"{8 * size / (h.shape[0] * h.shape[1] * 3):.3f} bits per sub-pixel")
         elif h.modality == "text" and h.shape[0]:
             line.append(f"{8 * size / h.shape[0]:.3f} bits per byte")
         if h.name:
@@ -290,13 +292,15 @@ def codecs() -> None:
 @click.argument("folder", required=False, type=click.Path(exists=True, file_okay=False))
 @click.option("--codecs", "names", default=None,
               help="comma-separated shipped codecs and baselines [images: hyperprior,jpeg,webp,avif,jxl; "
+              "--lossless: every shipped lossless image codec,png,webp-lossless,jpeg2000,jxl-lossless; "
               "text: text,gzip,bzip2,xz,zstd,brotli]")
+@click.option("--lossless", is_flag=True, help="images: compare the lossless codecs (default set above)")
 @click.option("--out", "out_dir", default="bench/results", show_default=True, help="where tables and plots go")
 @click.option("--prefix", default=None, help="file name prefix of the results (default: FOLDER's name + _lossy, _lossless or _text)")
 @click.option("--limit", type=int, default=None, help="use only the first N files")
 @click.option("--print-only", is_flag=True, help="print the table; write no files")
 @click.option("--qualities", default=None, help="comma-separated qualities for every lossy codec (default: each codec's sweep)")
-def bench(folder, names, out_dir, prefix, limit, print_only, qualities) -> None:
+def bench(folder, names, lossless, out_dir, prefix, limit, print_only, qualities) -> None:
     """Compare codecs on a folder of images (default: ../shared/data/images/kodak) or, for a
     folder without images, of text files."""
     from .bench.command import is_text_folder, run_image_benchmark, run_text_benchmark
@@ -306,7 +310,7 @@ def bench(folder, names, out_dir, prefix, limit, print_only, qualities) -> None:
         if folder and is_text_folder(Path(folder)):
             run_text_benchmark(folder, codec_names, out_dir, prefix, limit, print_only)
         else:
-            run_image_benchmark(folder, codec_names, out_dir, prefix, limit, print_only, qualities)
+            run_image_benchmark(folder, codec_names, out_dir, prefix, limit, print_only, qualities, lossless)
     except NeurocodecError as e:
         _fail(str(e))
         sys.exit(1)
@@ -335,6 +339,33 @@ def train_hyperprior(data, minutes, out_dir, resume, export_to, name, batch, cro
     init_state, init_info, dims = resume_state(resume) if resume else (None, None, {})
     info = run(data, out_dir, minutes, init_state=init_state, init_info=init_info, batch=batch,
                crop=crop, lr=lr, device=device, **dims)
+    click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
+    if export_to:
+        export_codec(out_dir, export_to, name)
+        click.echo(f"wrote codec folder {export_to}")
+
+
+@train.command("pixelcnn")
+@click.option("--data", default="../shared/data/images/train", show_default=True, type=click.Path(exists=True))
+@click.option("--minutes", type=float, required=True, help="wall-clock training budget")
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="folder for the checkpoint")
+@click.option("--resume", help="codec name or folder, or checkpoint folder, to start from")
+@click.option("--export", "export_to", type=click.Path(), help="also write a codec folder (config, weights) here")
+@click.option("--name", default="pixelcnn", show_default=True, help="codec name for --export")
+@click.option("--features", default=128, show_default=True, help="network width (a new model only)")
+@click.option("--radius", default=4, show_default=True, help="causal neighbourhood radius (a new model only)")
+@click.option("--batch", default=16, show_default=True)
+@click.option("--crop", default=64, show_default=True)
+@click.option("--lr", default=2e-3, show_default=True)
+@click.option("--device", default="cuda" if os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu", show_default=True)
+def train_pixelcnn(data, minutes, out_dir, resume, export_to, name, features, radius, batch, crop, lr, device) -> None:
+    """Train the causal pixel model of the pixelcnn codec, optionally resuming."""
+    from .train.pixelcnn import export_codec, resume_state, train as run
+
+    init_state, init_info = resume_state(resume) if resume else (None, None)
+    arch = None if resume else {"features": features, "radius": radius}
+    info = run(data, out_dir, minutes, init_state=init_state, init_info=init_info, arch=arch, batch=batch,
+               crop=crop, lr=lr, device=device)
     click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
     if export_to:
         export_codec(out_dir, export_to, name)

@@ -27,10 +27,14 @@ CARD = "MODEL_CARD.md"
 FAMILIES = {
     "hyperprior": "neurocodec.models.hyperprior:HyperpriorCodec",
     "byte_lstm": "neurocodec.models.byte_lstm:TextCodec",
+    "pixelcnn": "neurocodec.models.pixelcnn:PixelCNNCodec",
+    "idf": "neurocodec.models.idf:IDFCodec",
+    "bitsback": "neurocodec.models.bitsback:BitsBackCodec",
 }
 
-# what `compress` uses when no codec is named
+# what `compress` uses when no codec is named; lossless images get the best one installed
 DEFAULTS = {("image", False): "hyperprior", ("text", True): "text", ("text", False): "text"}
+BEST_BY = {("image", True): "kodak_bpsp"}  # the measured figure (in config.json) that ranks candidates
 
 
 def search_path() -> list[Path]:
@@ -113,8 +117,19 @@ def load_codec(name: str) -> Codec:
     return codec_class(config, load_file(str(path)), digest)
 
 
+def best_codec(modality: str, lossless: bool, metric: str) -> str | None:
+    """The installed codec of this kind with the lowest `metric` in its config, if any."""
+    scored = []
+    for name in available_codecs():
+        config = read_config(name)
+        if config.get("modality") == modality and bool(config.get("lossless")) == lossless and metric in config:
+            scored.append((float(config[metric]), name))
+    return min(scored)[1] if scored else None
+
+
 def default_codec(modality: str, lossless: bool) -> str:
-    name = DEFAULTS.get((modality, lossless))
+    metric = BEST_BY.get((modality, lossless))
+    name = best_codec(modality, lossless, metric) if metric else DEFAULTS.get((modality, lossless))
     if name is None:
         kind = "lossless" if lossless else "lossy"
         raise CodecNotFound(f"no {kind} {modality} codec is installed")

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 import neurocodec
-from neurocodec import registry
+from neurocodec import container, registry
 from neurocodec.errors import CodecNotFound, InputError, NeurocodecError
 
 
@@ -41,11 +41,24 @@ def test_unsupported_objects_and_missing_codecs(photo):
     with pytest.raises(InputError):
         neurocodec.compress(12345)
     with pytest.raises(CodecNotFound):
-        neurocodec.compress(photo, lossless=True)  # no lossless image codec ships yet
-    with pytest.raises(CodecNotFound):
         neurocodec.load_codec("nosuchcodec")
     with pytest.raises(InputError, match="lossy"):
         neurocodec.compress(photo, codec="hyperprior", lossless=True)
+
+
+def test_lossless_picks_the_best_measured_codec(photo):
+    scores = {}
+    for name in registry.available_codecs():
+        config = registry.read_config(name)
+        if config["modality"] == "image" and config["lossless"]:
+            scores[name] = config["kodak_bpsp"]  # every lossless image codec records its Kodak result
+    assert len(scores) >= 1
+    best = min(scores, key=scores.get)
+    assert registry.default_codec("image", True) == best
+    small = np.ascontiguousarray(photo[:12, :20])
+    blob = neurocodec.compress(small, lossless=True)
+    assert container.unpack(blob).header.codec == best
+    assert np.array_equal(neurocodec.decompress(blob), small)
 
 
 @pytest.fixture

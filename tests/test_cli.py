@@ -156,3 +156,16 @@ def test_output_dir(tmp_path):
     assert (tmp_path / "enc" / "kodim23_crop.png.ncd").exists()
     assert run("decompress", "--output-dir", tmp_path / "dec", tmp_path / "enc" / "kodim23_crop.png.ncd").returncode == 0
     assert (tmp_path / "dec" / "kodim23_crop.png").exists()
+
+
+def test_lossless_compress_restores_every_pixel(tmp_path):
+    small = load("kodim05_crop.png")[:16, :24]
+    Image.fromarray(small).save(tmp_path / "small.png")
+    proc = run("compress", "--lossless", "-v", tmp_path / "small.png")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert "lossless" in proc.stderr.decode() and "bpsp" in proc.stderr.decode()
+    info = run("info", tmp_path / "small.png.ncd").stdout.decode()
+    assert "lossless" in info and "bits per sub-pixel" in info
+    assert run("decompress", "-o", tmp_path / "back.png", tmp_path / "small.png.ncd").returncode == 0
+    with Image.open(tmp_path / "back.png") as im:
+        assert np.array_equal(np.asarray(im.convert("RGB")), small)

@@ -60,3 +60,28 @@ def test_text_resume_from_shipped_codec_train_export(tmp_path, monkeypatch):
         assert neurocodec.decompress(blob) == text[:1500]
     finally:
         registry.load_codec.cache_clear()
+
+
+def test_pixelcnn_resume_train_export(tmp_path, monkeypatch, photo):
+    """`train pixelcnn --resume pixelcnn` goes on from the shipped weights and exports a codec
+    that still codes real pixels losslessly, at about the same rate (a tiny learning rate)."""
+    out, folder = tmp_path / "run", tmp_path / "codecs" / "pc-tuned"
+    result = CliRunner().invoke(
+        main,
+        ["train", "pixelcnn", "--data", str(DATA), "--minutes", "0.02", "--out", str(out), "--resume", "pixelcnn",
+         "--export", str(folder), "--name", "pc-tuned", "--batch", "2", "--crop", "32", "--lr", "1e-7"],
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((folder / registry.CONFIG).read_text())
+    assert config["training"]["steps"] > registry.read_config("pixelcnn")["training"]["steps"]
+
+    crop = photo[60:72, 80:96].copy()
+    shipped = len(neurocodec.compress(crop, codec="pixelcnn"))
+    monkeypatch.setenv("NEUROCODEC_CODECS", str(folder.parent))
+    registry.load_codec.cache_clear()
+    try:
+        blob = neurocodec.compress(crop, codec="pc-tuned")
+        assert (neurocodec.decompress(blob) == crop).all()
+        assert abs(len(blob) - shipped) <= 0.02 * shipped + 4
+    finally:
+        registry.load_codec.cache_clear()

@@ -51,14 +51,24 @@ def run_text_benchmark(folder, names, out_dir, prefix=None, limit=None, print_on
     return summary
 
 
-def run_image_benchmark(folder, names, out_dir, prefix=None, limit=None, print_only=False, qualities=None) -> list[dict]:
+def lossless_image_codecs() -> list[str]:
+    """Every installed lossless image codec, then the classic lossless baselines."""
+    from ..registry import available_codecs, read_config
+
+    shipped = [n for n in available_codecs() if read_config(n).get("modality") == "image" and read_config(n).get("lossless")]
+    return shipped + list(baselines.LOSSLESS)
+
+
+def run_image_benchmark(folder, names, out_dir, prefix=None, limit=None, print_only=False, qualities=None,
+                        lossless=False) -> list[dict]:
     folder = Path(folder) if folder else DEFAULT_FOLDER
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder (give a folder of images)")
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not paths:
         raise InputError(f"{folder}: no images")
-    codecs = [resolve(n.strip()) for n in (names or images.DEFAULT_CODECS) if n.strip()]
+    default = lossless_image_codecs() if lossless else images.DEFAULT_CODECS
+    codecs = [resolve(n.strip()) for n in (names or default) if n.strip()]
     sweep = tuple(int(q) for q in qualities.split(",")) if qualities else None
     rows = images.run(paths, codecs, progress=True, qualities=sweep)
     summary = images.summarize(rows)

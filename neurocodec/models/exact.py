@@ -1,0 +1,176 @@
+"""Exact integer arithmetic for the networks whose outputs feed an entropy coder.
+
+An entropy decoder must rebuild bit for bit the distributions the encoder used, on any
+machine, thread count, batch shape or device. Float convolutions do not: they sum in an order
+that depends on all of these. So a network that parameterizes a coder is written once, with
+the layers below, and run in one of two modes:
+
+- float mode (the default): ordinary torch layers, for training;
+- exact mode (`with exact_mode():`): activations are integers `value * 2**ACT_BITS` held in
+  float64, weights are rounded to `WEIGHT_BITS` fractional bits, and every layer rounds its
+  output back to the activation grid. Each product is an integer and every partial sum stays
+  below 2**53 (activations are clamped to +-`ACT_LIMIT`, and `check_exact` bounds the weights),
+  so a convolution's result does not depend on the order of its sums.
+
+The weights are rounded from the float weights at load time (float16/float32 -> float64 and a
+power-of-two scaling are exact), so a codec ships ordinary float weights.
+
+`fixed_exp` and `fixed_sigmoid` are table lookups on a 2**-`TABLE_BITS` grid whose entries are
+rounded to 2**-`TABLE_FRAC`; they turn exact network outputs into exact distribution
+parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+WEIGHT_BITS = 16  # fractional bits of weights
+ACT_BITS = 12  # fractional bits of activations
+ONE = float(2**ACT_BITS)  # the value 1.0 in exact mode
+ACT_LIMIT = float(2**22)  # |activation| <= 1024.0, clamped in exact mode
+EXACT_LIMIT = 2.0**52
+LEAKY_SLOPE = 0.125  # a power of two, so the exact leaky ReLU is a shift
+TABLE_BITS = 8  # lookup tables are indexed on a 2**-8 grid ...
+TABLE_FRAC = 24  # ... and their entries rounded to 2**-24
+
+_state = threading.local()
+
+
+@contextlib.contextmanager
+def exact_mode():
+    """Inside this block the layers of this module compute in exact integer arithmetic."""
+    old = getattr(_state, "on", False)
+    _state.on = True
+    try:
+        yield
+    finally:
+        _state.on = old
+
+
+def is_exact() -> bool:
+    return getattr(_state, "on", False)
+
+
+def to_fixed(x: torch.Tensor) -> torch.Tensor:
+    """Float values on the 2**-ACT_BITS grid -> exact-mode integers (float64)."""
+    return torch.round(x.double() * ONE)
+
+
+def from_fixed(x: torch.Tensor) -> torch.Tensor:
+    return x / ONE
+
+
+class Conv2d(nn.Conv2d):
+    """nn.Conv2d, with an optional fixed mask on its weight (for causal convolutions)."""
+
+    def __init__(self, *args, mask: torch.Tensor | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register_buffer("mask", mask, persistent=False)
+        self._exact: tuple[torch.Tensor, torch.Tensor | None] | None = None
+
+    def masked_weight(self) -> torch.Tensor:
+        return self.weight if self.mask is None else self.weight * self.mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not is_exact():
+            return self._conv_forward(x, self.masked_weight(), self.bias)
+        w, b = self.exact_weights()
+        if x.shape[2:] == w.shape[2:] and self.padding in ((0, 0), "valid") and self.groups == 1:
+            # one output per input window (a batch of neighbourhoods): a plain matrix product
+            acc = F.linear(x.flatten(1), w.flatten(1), b)[:, :, None, None]
+        else:
+            acc = F.conv2d(x, w, None, self.stride, self.padding, self.dilation, self.groups)
+            if b is not None:
+                acc = acc + b[None, :, None, None]
+        return torch.floor(acc * 2.0**-WEIGHT_BITS + 0.5).clamp_(-ACT_LIMIT, ACT_LIMIT)
+
+    def exact_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Integer weights and biases (float64), rounded from the float ones on first use."""
+        if self._exact is None:
+            with torch.no_grad():
+                w = torch.round(self.masked_weight().double() * 2**WEIGHT_BITS)
+                b = None if self.bias is None else torch.round(self.bias.double() * 2 ** (WEIGHT_BITS + ACT_BITS))
+            fan_in = w.abs().flatten(1).sum(1).max().item()
+            if fan_in * ACT_LIMIT + (0 if b is None else b.abs().max().item()) >= EXACT_LIMIT:
+                raise ValueError("weights too large for exact float64 accumulation")
+            self._exact = (w, b)
+        return self._exact
+
+    def forget_exact(self) -> None:
+        """Drop the rounded weights (after the float weights changed)."""
+        self._exact = None
+
+    def _apply(self, fn, *args, **kwargs):
+        self._exact = None
+        return super()._apply(fn, *args, **kwargs)
+
+
+def leaky_relu(x: torch.Tensor) -> torch.Tensor:
+    """LeakyReLU with slope 1/8, rounded back to the grid in exact mode."""
+    if not is_exact():
+        return F.leaky_relu(x, LEAKY_SLOPE)
+    return torch.where(x < 0, torch.floor(x * LEAKY_SLOPE + 0.5), x)
+
+
+class LeakyReLU(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return leaky_relu(x)
+
+
+def forget_exact(module: nn.Module) -> None:
+    """Drop every cached integer weight in `module` (call after loading new float weights)."""
+    for m in module.modules():
+        if isinstance(m, Conv2d):
+            m.forget_exact()
+
+
+# --- lookup tables for distribution parameters ---------------------------------------
+
+
+def _table(fn, lo: float, hi: float) -> torch.Tensor:
+    n_lo, n_hi = round(lo * 2**TABLE_BITS), round(hi * 2**TABLE_BITS)
+    return torch.tensor(
+        [round(fn(k / 2**TABLE_BITS) * 2**TABLE_FRAC) / 2**TABLE_FRAC for k in range(n_lo, n_hi + 1)],
+        dtype=torch.float64,
+    )
+
+
+EXP_RANGE = (-12.0, 12.0)
+SIGMOID_RANGE = 16.0
+_EXP = _table(math.exp, *EXP_RANGE)
+_SIGMOID = _table(lambda v: 1.0 / (1.0 + math.exp(-v)), -SIGMOID_RANGE, SIGMOID_RANGE)
+_SIGMOID_BY_DTYPE = {torch.float64: _SIGMOID, torch.float32: _SIGMOID.float()}  # entries in [0, 1] on 2**-24: exact in float32
+
+
+def _lookup(table: torch.Tensor, x: torch.Tensor, lo: float, shift: int) -> torch.Tensor:
+    """table[round(x * 2**-shift) - lo * 2**TABLE_BITS], the index clamped to the table."""
+    idx = (x * 2.0**-shift + (0.5 - lo * 2**TABLE_BITS)).clamp_(0, table.numel() - 1).long()  # >= 0: trunc = floor
+    return torch.take(table, idx)
+
+
+def fixed_exp(x: torch.Tensor) -> torch.Tensor:
+    """exp(x / ONE) for exact-mode integers `x`, from a table: exact and machine-independent.
+    Arguments are rounded to 2**-8 and clamped to EXP_RANGE."""
+    return _lookup(_EXP, x, EXP_RANGE[0], ACT_BITS - TABLE_BITS)
+
+
+def sigmoid_index(x: torch.Tensor) -> torch.Tensor:
+    """Float table positions -> `fixed_sigmoid_at` indices (rounded, clamped), in place."""
+    return x.add_(0.5 + SIGMOID_RANGE * 2**TABLE_BITS).clamp_(0, _SIGMOID.numel() - 1).long()
+
+
+def fixed_sigmoid_at(index: torch.Tensor, dtype=torch.float64) -> torch.Tensor:
+    """The sigmoid table at integer positions from `sigmoid_index` (position k: sigmoid(k/256))."""
+    return torch.take(_SIGMOID_BY_DTYPE[dtype], index)  # a flat gather, 3x faster than indexing
+
+
+def fixed_sigmoid(x: torch.Tensor, frac_bits: int = ACT_BITS) -> torch.Tensor:
+    """sigmoid(x * 2**-frac_bits) from a table (arguments rounded to 2**-8, clamped to +-16,
+    where the table ends at its extreme entries)."""
+    return _lookup(_SIGMOID_BY_DTYPE.get(x.dtype, _SIGMOID), x, -SIGMOID_RANGE, frac_bits - TABLE_BITS)
