@@ -33,7 +33,7 @@ test: $(VENV)/.installed
 # writes bench/results/
 bench: $(VENV)/.installed
 	$(BIN)/neurocodec bench ../shared/data/images/kodak
-	$(BIN)/neurocodec bench ../shared/data/images/kodak --lossless
+	$(BIN)/neurocodec bench ../shared/data/images/kodak --lossless --jobs 2
 	$(BIN)/neurocodec bench ../shared/data/text/eval
 
 clean:

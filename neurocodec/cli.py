@@ -295,12 +295,13 @@ def codecs() -> None:
               "--lossless: every shipped lossless image codec,png,webp-lossless,jpeg2000,jxl-lossless; "
               "text: text,gzip,bzip2,xz,zstd,brotli]")
 @click.option("--lossless", is_flag=True, help="images: compare the lossless codecs (default set above)")
+@click.option("--jobs", default=1, show_default=True, help="images coded at a time, each process on one torch thread")
 @click.option("--out", "out_dir", default="bench/results", show_default=True, help="where tables and plots go")
 @click.option("--prefix", default=None, help="file name prefix of the results (default: FOLDER's name + _lossy, _lossless or _text)")
 @click.option("--limit", type=int, default=None, help="use only the first N files")
 @click.option("--print-only", is_flag=True, help="print the table; write no files")
 @click.option("--qualities", default=None, help="comma-separated qualities for every lossy codec (default: each codec's sweep)")
-def bench(folder, names, lossless, out_dir, prefix, limit, print_only, qualities) -> None:
+def bench(folder, names, lossless, jobs, out_dir, prefix, limit, print_only, qualities) -> None:
     """Compare codecs on a folder of images (default: ../shared/data/images/kodak) or, for a
     folder without images, of text files."""
     from .bench.command import is_text_folder, run_image_benchmark, run_text_benchmark
@@ -310,7 +311,7 @@ def bench(folder, names, lossless, out_dir, prefix, limit, print_only, qualities
         if folder and is_text_folder(Path(folder)):
             run_text_benchmark(folder, codec_names, out_dir, prefix, limit, print_only)
         else:
-            run_image_benchmark(folder, codec_names, out_dir, prefix, limit, print_only, qualities, lossless)
+            run_image_benchmark(folder, codec_names, out_dir, prefix, limit, print_only, qualities, lossless, jobs)
     except NeurocodecError as e:
         _fail(str(e))
         sys.exit(1)
@@ -369,6 +370,56 @@ def train_pixelcnn(data, minutes, out_dir, resume, export_to, name, features, ra
     click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
     if export_to:
         export_codec(out_dir, export_to, name)
+        click.echo(f"wrote codec folder {export_to}")
+
+
+@train.command("bitsback")
+@click.option("--data", default="../shared/data/images/train", show_default=True, type=click.Path(exists=True))
+@click.option("--minutes", type=float, required=True, help="wall-clock training budget")
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="folder for the checkpoint")
+@click.option("--resume", help="codec name or folder, or checkpoint folder, to start from")
+@click.option("--export", "export_to", type=click.Path(), help="also write a codec folder (config, weights) here")
+@click.option("--name", default="bitsback", show_default=True, help="codec name for --export")
+@click.option("--batch", default=8, show_default=True)
+@click.option("--crop", default=64, show_default=True)
+@click.option("--lr", default=1e-3, show_default=True)
+@click.option("--device", default="cuda" if os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu", show_default=True)
+def train_bitsback(data, minutes, out_dir, resume, export_to, name, batch, crop, lr, device) -> None:
+    """Train the hierarchical VAE of the bitsback codec, optionally resuming."""
+    from .train.bitsback import export_codec, resume_state, train as run
+
+    init_state, init_info = resume_state(resume) if resume else (None, None)
+    state, info = run(data, out_dir, minutes, init_state=init_state, init_info=init_info, batch=batch, crop=crop,
+                      lr=lr, device=device)
+    click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
+    if export_to:
+        export_codec(state, info, export_to, name)
+        click.echo(f"wrote codec folder {export_to}")
+
+
+@train.command("idf")
+@click.option("--data", default="../shared/data/images/train", show_default=True, type=click.Path(exists=True))
+@click.option("--minutes", type=float, required=True, help="wall-clock training budget")
+@click.option("--out", "out_dir", required=True, type=click.Path(), help="folder for the checkpoint")
+@click.option("--resume", help="codec name or folder, or checkpoint folder, to start from")
+@click.option("--export", "export_to", type=click.Path(), help="also write a codec folder (config, weights) here")
+@click.option("--name", default="idf", show_default=True, help="codec name for --export")
+@click.option("--batch", default=8, show_default=True)
+@click.option("--crop", default=96, show_default=True)
+@click.option("--lr", default=2e-3, show_default=True)
+@click.option("--coded-frac", default=0.15, show_default=True,
+              help="last fraction of the run trained under the coded (Laplace) prior instead of the logistic")
+@click.option("--device", default="cuda" if os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu", show_default=True)
+def train_idf(data, minutes, out_dir, resume, export_to, name, batch, crop, lr, coded_frac, device) -> None:
+    """Train the integer discrete flow of the idf codec, optionally resuming."""
+    from .train.idf import export_codec, resume_state, train as run
+
+    init_state, init_info = resume_state(resume) if resume else (None, None)
+    state, info = run(data, out_dir, minutes, init_state, init_info, batch=batch, crop=crop, lr=lr,
+                      coded_frac=coded_frac, device=device)
+    click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
+    if export_to:
+        export_codec(state, info, export_to, name)
         click.echo(f"wrote codec folder {export_to}")
 
 

@@ -34,7 +34,7 @@ FAMILIES = {
 
 # what `compress` uses when no codec is named; lossless images get the best one installed
 DEFAULTS = {("image", False): "hyperprior", ("text", True): "text", ("text", False): "text"}
-BEST_BY = {("image", True): "kodak_bpsp"}  # the measured figure (in config.json) that ranks candidates
+BEST_BY = {("image", True): "kodak.bpsp"}  # the measured figure in config.json that ranks candidates
 
 
 def search_path() -> list[Path]:
@@ -118,12 +118,18 @@ def load_codec(name: str) -> Codec:
 
 
 def best_codec(modality: str, lossless: bool, metric: str) -> str | None:
-    """The installed codec of this kind with the lowest `metric` in its config, if any."""
+    """The installed codec of this kind with the lowest `metric` (a dotted path into its
+    config, e.g. "kodak.bpsp"), if any has that figure."""
     scored = []
     for name in available_codecs():
         config = read_config(name)
-        if config.get("modality") == modality and bool(config.get("lossless")) == lossless and metric in config:
-            scored.append((float(config[metric]), name))
+        if config.get("modality") != modality or bool(config.get("lossless")) != lossless:
+            continue
+        value = config
+        for key in metric.split("."):
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, (int, float)):
+            scored.append((float(value), name))
     return min(scored)[1] if scored else None
 
 

@@ -51,7 +51,7 @@ def test_lossless_picks_the_best_measured_codec(photo):
     for name in registry.available_codecs():
         config = registry.read_config(name)
         if config["modality"] == "image" and config["lossless"]:
-            scores[name] = config["kodak_bpsp"]  # every lossless image codec records its Kodak result
+            scores[name] = config["kodak"]["bpsp"]  # every lossless image codec records its Kodak result
     assert len(scores) >= 1
     best = min(scores, key=scores.get)
     assert registry.default_codec("image", True) == best

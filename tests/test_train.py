@@ -1,8 +1,9 @@
-"""`neurocodec train hyperprior` resumes from the shipped weights and exports a codec folder
+"""`neurocodec train FAMILY` resumes from the shipped weights and exports a codec folder
 that the registry loads and that codes real images."""
 
 import json
 
+import pytest
 from click.testing import CliRunner
 from conftest import DATA, psnr
 
@@ -83,5 +84,29 @@ def test_pixelcnn_resume_train_export(tmp_path, monkeypatch, photo):
         blob = neurocodec.compress(crop, codec="pc-tuned")
         assert (neurocodec.decompress(blob) == crop).all()
         assert abs(len(blob) - shipped) <= 0.02 * shipped + 4
+    finally:
+        registry.load_codec.cache_clear()
+
+
+@pytest.mark.parametrize("family", ["idf", "bitsback"])
+def test_lossless_resume_train_export(tmp_path, monkeypatch, photo, family):
+    """`train idf|bitsback --resume NAME` goes on from the shipped weights and exports a codec
+    that still round-trips real pixels."""
+    out, folder = tmp_path / "run", tmp_path / "codecs" / f"{family}-tuned"
+    result = CliRunner().invoke(
+        main,
+        ["train", family, "--data", str(DATA), "--minutes", "0.02", "--out", str(out), "--resume", family,
+         "--export", str(folder), "--name", f"{family}-tuned", "--batch", "2", "--crop", "32", "--lr", "1e-7"],
+    )
+    assert result.exit_code == 0, result.output
+    config = json.loads((folder / registry.CONFIG).read_text())
+    assert config["training"]["steps"] > registry.read_config(family)["training"]["steps"]
+
+    crop = photo[60:80, 80:104].copy()
+    monkeypatch.setenv("NEUROCODEC_CODECS", str(folder.parent))
+    registry.load_codec.cache_clear()
+    try:
+        blob = neurocodec.compress(crop, codec=f"{family}-tuned")
+        assert (neurocodec.decompress(blob) == crop).all()
     finally:
         registry.load_codec.cache_clear()

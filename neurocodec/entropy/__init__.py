@@ -2,9 +2,10 @@
 
 Two coders: `RangeEncoder`/`RangeDecoder` (a queue: symbols come out in the order they went
 in; for autoregressive and context models) and `AnsCoder` (a stack, for bits-back coding).
-Three families of distributions, each a batch with one distribution per symbol, turned into
+Four families of distributions, each a batch with one distribution per symbol, turned into
 exactly invertible fixed-point models by constriction: `Categorical`, `DiscretizedGaussian`,
-`DiscretizedLogisticMixture`. A coder takes any of them: `encoder.encode(symbols, dist)`.
+`DiscretizedLaplace`, `DiscretizedLogisticMixture`. A coder takes any of them:
+`encoder.encode(symbols, dist)`.
 
 Determinism: constriction builds its fixed-point model from the float parameters it is given
 with IEEE-exact arithmetic, so identical parameters give identical models. Making the
@@ -12,12 +13,13 @@ parameters identical at encoder and decoder is the job of the model that compute
 """
 
 from .coders import AnsCoder, RangeDecoder, RangeEncoder
-from .distributions import Categorical, DiscretizedGaussian, DiscretizedLogisticMixture, Distribution
+from .distributions import Categorical, DiscretizedGaussian, DiscretizedLaplace, DiscretizedLogisticMixture, Distribution
 
 __all__ = [
     "AnsCoder",
     "Categorical",
     "DiscretizedGaussian",
+    "DiscretizedLaplace",
     "DiscretizedLogisticMixture",
     "Distribution",
     "RangeDecoder",

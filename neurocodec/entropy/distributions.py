@@ -81,12 +81,23 @@ class Categorical(Distribution):
         return -np.log2(p[np.arange(self.n), idx])
 
 
-class DiscretizedGaussian(Distribution):
-    """Gaussian(mean, scale) integrated over unit bins centred on the integers lo..hi.
+def _bin_log_mass(log_cdf, s: np.ndarray, lo: int, hi: int, means: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """ln P(symbol) for a distribution binned on the integers lo..hi, the outermost bins taking
+    the tails (what constriction's quantized models do), computed on the side of the smaller
+    tail; `log_cdf(z)` is the log CDF of the standardized distribution."""
+    upper = np.where(s >= hi, np.inf, (s + 0.5 - means) / scales)
+    lower = np.where(s <= lo, -np.inf, (s - 0.5 - means) / scales)
+    flip = (upper + lower) > 0
+    u = np.where(flip, -lower, upper)
+    l_ = np.where(flip, -upper, lower)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return log_cdf(u) + np.log1p(-np.exp(np.minimum(log_cdf(l_) - log_cdf(u), -1e-300)))
 
-    The tails beyond the support are cut off and the rest renormalized (constriction's
-    QuantizedGaussian); symbols must lie in [lo, hi].
-    """
+
+class DiscretizedGaussian(Distribution):
+    """Gaussian(mean, scale) integrated over unit bins centred on the integers lo..hi; the
+    outermost bins take the tails (constriction's QuantizedGaussian), so symbols must lie in
+    [lo, hi]."""
 
     def __init__(self, means: np.ndarray, scales: np.ndarray, lo: int, hi: int):
         self.means = np.ascontiguousarray(means, dtype=np.float64).ravel()
@@ -102,18 +113,23 @@ class DiscretizedGaussian(Distribution):
 
     def bits(self, symbols):
         s = np.asarray(symbols, dtype=np.float64).ravel()
-        upper = (s + 0.5 - self.means) / self.scales
-        lower = (s - 0.5 - self.means) / self.scales
-        # P(bin) = Phi(upper) - Phi(lower), computed on the side of the smaller tail
-        flip = (upper + lower) > 0
-        u = np.where(flip, -lower, upper)
-        l_ = np.where(flip, -upper, lower)
-        log_p = log_ndtr(u) + np.log1p(-np.exp(np.minimum(log_ndtr(l_) - log_ndtr(u), -1e-300)))
-        log_mass = np.log(
-            np.exp(log_ndtr((self.hi + 0.5 - self.means) / self.scales))
-            - np.exp(log_ndtr((self.lo - 0.5 - self.means) / self.scales))
-        )
-        return -(log_p - log_mass) / math.log(2)
+        return -_bin_log_mass(log_ndtr, s, self.lo, self.hi, self.means, self.scales) / math.log(2)
+
+
+def _laplace_log_cdf(z: np.ndarray) -> np.ndarray:
+    return np.where(z < 0, z - math.log(2), np.log1p(-0.5 * np.exp(-np.abs(z))))
+
+
+class DiscretizedLaplace(DiscretizedGaussian):
+    """Laplace(mean, scale) on unit bins of lo..hi, the outermost bins taking the tails
+    (constriction's QuantizedLaplace): heavier tails than a Gaussian, as residuals have."""
+
+    def model(self) -> tuple:
+        return (_model.QuantizedLaplace(self.lo, self.hi), self.means, self.scales)
+
+    def bits(self, symbols):
+        s = np.asarray(symbols, dtype=np.float64).ravel()
+        return -_bin_log_mass(_laplace_log_cdf, s, self.lo, self.hi, self.means, self.scales) / math.log(2)
 
 
 class DiscretizedLogisticMixture(Distribution):

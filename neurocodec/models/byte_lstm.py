@@ -162,8 +162,7 @@ class TextCodec(Codec):
     lossless = True
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
-        self.name = config["name"]
-        self.weights_digest = weights_digest
+        super().__init__(config, weights_digest)
         self.chunk = int(config.get("chunk", DEFAULT_CHUNK))
         self.group = int(config.get("group", DEFAULT_GROUP))
         self.streams = int(config.get("streams", DEFAULT_STREAMS))

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..codec import Codec
+from ..codec import Codec, tile_grid
 from ..container import Header
 from ..entropy import Categorical, DiscretizedGaussian, RangeDecoder, RangeEncoder
 from ..errors import FormatError
@@ -113,23 +113,12 @@ def _progress(items: list, desc: str):
     return tqdm(items, desc=f"{desc} tiles", unit="tile", leave=False, disable=None)
 
 
-def tile_grid(height: int, width: int, tile: int) -> list[tuple[int, int, int, int]]:
-    """(row, column, height, width) of each tile, row by row."""
-    return [
-        (r, c, min(tile, height - r), min(tile, width - c))
-        for r in range(0, height, tile)
-        for c in range(0, width, tile)
-    ]
-
-
 class HyperpriorCodec(Codec):
     modality = "image"
     lossless = False
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
-        self.name = config["name"]
-        self.config = config
-        self.weights_digest = weights_digest
+        super().__init__(config, weights_digest)
         self.default_quality = int(config.get("default_quality", 50))
         self.bench_qualities = tuple(config.get("bench_qualities", ()))
         self.tile = int(config.get("tile", 1024))

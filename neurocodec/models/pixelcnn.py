@@ -22,12 +22,10 @@ probability tables given to constriction are identical on every machine.
 
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 import torch
 
-from ..codec import Codec
+from ..codec import Codec, one_thread, tile_grid
 from ..container import Header
 from ..entropy import Categorical, RangeDecoder, RangeEncoder
 from ..errors import FormatError
@@ -63,15 +61,6 @@ def mixture_pmf(params: torch.Tensor, mixtures: int) -> torch.Tensor:
     return pmf.double()
 
 
-def tile_grid(height: int, width: int, stripe: int, tile_width: int) -> list[tuple[int, int, int, int]]:
-    """(row, column, height, width) of each tile, row by row."""
-    return [
-        (r, c, min(stripe, height - r), min(tile_width, width - c))
-        for r in range(0, height, stripe)
-        for c in range(0, width, tile_width)
-    ]
-
-
 def wavefront(sizes: list[tuple[int, int]], slope: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Coding order of the pixels of tiles of `sizes` (h, w): arrays tile, row, col, and the
     offsets where each step t = col + slope * row begins (steps in order, then tiles, rows)."""
@@ -94,9 +83,7 @@ class PixelCNNCodec(Codec):
     lossless = True
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
-        self.name = config["name"]
-        self.config = config
-        self.weights_digest = weights_digest
+        super().__init__(config, weights_digest)
         self.net = CausalPixelModel(**config["arch"])
         self.net.load_state_dict({k: v.float() for k, v in weights.items()})
         self.net.eval()
@@ -163,7 +150,7 @@ class PixelCNNCodec(Codec):
         canvas = torch.zeros(len(group), hmax + rad, wmax + 2 * rad, 3, dtype=torch.float64)
         dy = torch.arange(rad + 1)[None, :, None]
         dx = torch.arange(2 * rad + 1)[None, None, :]
-        with torch.no_grad(), exact.exact_mode(), _one_thread():
+        with torch.no_grad(), exact.exact_mode(), one_thread():
             for t in range(len(starts) - 1):
                 a, b = starts[t], starts[t + 1]
                 if a == b:
@@ -180,18 +167,6 @@ class PixelCNNCodec(Codec):
                     value = (sym.double() - 128) * LEVEL
                     pixel[:, k, 0, 0] = value
                     canvas[T[:, 0, 0], R[:, 0, 0] + rad, C[:, 0, 0] + rad, k] = value
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """Each wavefront step is small: torch's threads cost more than they give (10x slower
-    with 2 threads on a busy 2-core machine, measured)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _image_shape(header: Header) -> tuple[int, int]:

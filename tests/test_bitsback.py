@@ -1,0 +1,127 @@
+"""The shipped `bitsback` codec (bits-back ANS over a 2-level VAE) on real photo crops."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from conftest import load
+
+from neurocodec import container, registry
+from neurocodec.container import Header
+from neurocodec.errors import FormatError, IntegrityError
+from neurocodec.models.bitsback import BitsBackCodec
+
+
+def _weights():
+    from safetensors.torch import load_file
+
+    folder = registry.codec_folder("bitsback")
+    return load_file(str(folder / registry.read_config("bitsback")["weights"]))
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return registry.load_codec("bitsback")
+
+
+@pytest.fixture(scope="module")
+def small(codec):
+    """The same weights with 64x64 tiles: several chained tiles on a small crop."""
+    return BitsBackCodec(codec.config | {"tile": 64}, _weights(), codec.weights_digest)
+
+
+@pytest.fixture(scope="module")
+def photo23():
+    return load("kodim23_crop.png")  # 256x192
+
+
+@pytest.fixture(scope="module")
+def small_file(small, photo23):
+    blob = small.encode(photo23)
+    return blob, small.last_neg_elbo_bits
+
+
+def test_round_trip_real_crops_and_odd_sizes(codec):
+    photo05 = load("kodim05_crop.png")  # 200x152: not a multiple of the tile or of 16
+    for img in (photo05, photo05[:37, :23], photo05[:1, :1], photo05[5:9, 100:180]):
+        out = codec.decode(codec.encode(img))
+        assert out.shape == img.shape and out.dtype == np.uint8
+        assert np.array_equal(out, img)
+
+
+def test_codelength_is_the_elbo_on_chained_tiles(small, small_file, photo23):
+    blob, neg_elbo = small_file
+    box = container.unpack(blob)
+    assert len(box.chunks) == 1 and box.header.params["tile"] == 64  # 12 tiles on one stack
+    payload_bits = 8 * sum(len(c) for c in box.chunks)
+    subpixels = photo23.size
+    print(f"-ELBO {neg_elbo / subpixels:.4f} bpsp, payload {payload_bits / subpixels:.4f}, "
+          f"file {8 * len(blob) / subpixels:.4f}")
+    assert neg_elbo <= payload_bits < 1.03 * neg_elbo  # bits-back returns what the pops took
+    assert 8 * len(blob) < 1.04 * neg_elbo
+    assert neg_elbo / subpixels < 4.5  # trained: an untrained network gives about 7.5 bpsp
+    assert np.array_equal(small.decode(blob), photo23)
+
+
+def test_initial_bits_are_paid_once(small, small_file, photo23):
+    blob, neg_elbo = small_file
+    first = small.encode(photo23[:64, :64])  # the first tile alone
+    seed = len(small.seed_words(64))
+
+    def borrowed(b):  # seed words the stack dipped into: the initial-bits overhead
+        return seed - int.from_bytes(container.unpack(b).chunks[0][:4], "little")
+
+    assert borrowed(first) > 10  # the first tile's pops do borrow from the seed ...
+    assert borrowed(blob) == borrowed(first)  # ... and the 11 later tiles borrow nothing more
+    overhead = 8 * sum(len(c) for c in container.unpack(blob).chunks) - neg_elbo
+    assert overhead < 32 * borrowed(first) + 200  # once, not 12 times
+
+
+def test_several_chunks_round_trip(codec, photo23):
+    many = BitsBackCodec(codec.config | {"tile": 64, "chunk_pixels": 2 * 64 * 64}, _weights(), codec.weights_digest)
+    blob = many.encode(photo23[:100, :150])
+    assert len(container.unpack(blob).chunks) == 3  # 2x3 tiles, 2 per chunk
+    assert np.array_equal(codec.decode(blob), photo23[:100, :150])  # tiling travels in the file
+
+
+def test_files_do_not_depend_on_threads(codec, photo23):
+    img = photo23[:80, :130]
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = codec.encode(img)
+        torch.set_num_threads(2)
+        two = codec.encode(img)
+    finally:
+        torch.set_num_threads(old)
+    assert one == two
+
+
+def test_wrong_decode_is_caught_by_checksum(codec, photo23, monkeypatch):
+    img = photo23[:40, :40]
+    blob = codec.encode(img)
+    real = BitsBackCodec.decode_tile
+
+    def off_by_one(self, stack, th, tw):
+        out = real(self, stack, th, tw)
+        out[0, 0, 0] ^= 1
+        return out
+
+    monkeypatch.setattr(BitsBackCodec, "decode_tile", off_by_one)
+    with pytest.raises(IntegrityError):
+        codec.decode(blob)
+
+
+def test_corrupt_data_raises_format_error(codec, photo23):
+    box = container.unpack(codec.encode(photo23[:20, :20]))
+    bad = dataclasses.replace(box.header, params={"tile": 0, "tiles_per_chunk": 1})
+    with pytest.raises(FormatError):
+        codec.decode_chunks(bad, box.chunks)
+    with pytest.raises(FormatError):  # more chunks than tiles
+        codec.decode_chunks(box.header, box.chunks * 2)
+    with pytest.raises(FormatError):  # payload damaged: the stack does not return to its seed
+        chunk = bytearray(box.chunks[0])
+        chunk[-1] ^= 0x40
+        codec.decode_chunks(box.header, [bytes(chunk)])
+    assert isinstance(box.header, Header)
