@@ -322,17 +322,32 @@ def train() -> None:
     """Train a codec's model (see each family's options)."""
 
 
+def _train_options(name: str, batch: int, crop: int, lr: float, data: str = "../shared/data/images/train"):
+    """The options every `train` command of an image codec takes (data, budget, checkpoint
+    folder, resume, export, batch, crop, learning rate, device)."""
+    options = [
+        click.option("--data", default=data, show_default=True, type=click.Path(exists=True)),
+        click.option("--minutes", type=float, required=True, help="wall-clock training budget"),
+        click.option("--out", "out_dir", required=True, type=click.Path(), help="folder for the checkpoint"),
+        click.option("--resume", help="codec name or folder (config.json + weights), or checkpoint folder, to start from"),
+        click.option("--export", "export_to", type=click.Path(), help="also write a codec folder (config, weights) here"),
+        click.option("--name", default=name, show_default=True, help="codec name for --export"),
+        click.option("--batch", default=batch, show_default=True),
+        click.option("--crop", default=crop, show_default=True),
+        click.option("--lr", default=lr, show_default=True),
+        click.option("--device", default="cuda" if os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu", show_default=True),
+    ]
+
+    def apply(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
+
+
 @train.command("hyperprior")
-@click.option("--data", default="../shared/data/images/train", show_default=True, type=click.Path(exists=True))
-@click.option("--minutes", type=float, required=True, help="wall-clock training budget")
-@click.option("--out", "out_dir", required=True, type=click.Path(), help="folder for the checkpoint")
-@click.option("--resume", help="codec name or folder (config.json + weights) or checkpoint folder to start from")
-@click.option("--export", "export_to", type=click.Path(), help="also write a codec folder (config, weights) here")
-@click.option("--name", default="hyperprior", show_default=True, help="codec name for --export")
-@click.option("--batch", default=8, show_default=True)
-@click.option("--crop", default=128, show_default=True)
-@click.option("--lr", default=2e-4, show_default=True)
-@click.option("--device", default="cuda" if os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu", show_default=True)
+@_train_options("hyperprior", batch=8, crop=128, lr=2e-4)
 def train_hyperprior(data, minutes, out_dir, resume, export_to, name, batch, crop, lr, device) -> None:
     """Train the variable-rate hyperprior, optionally resuming from shipped weights."""
     from .train.hyperprior import export_codec, resume_state, train as run
@@ -347,18 +362,9 @@ def train_hyperprior(data, minutes, out_dir, resume, export_to, name, batch, cro
 
 
 @train.command("pixelcnn")
-@click.option("--data", default="../shared/data/images/train", show_default=True, type=click.Path(exists=True))
-@click.option("--minutes", type=float, required=True, help="wall-clock training budget")
-@click.option("--out", "out_dir", required=True, type=click.Path(), help="folder for the checkpoint")
-@click.option("--resume", help="codec name or folder, or checkpoint folder, to start from")
-@click.option("--export", "export_to", type=click.Path(), help="also write a codec folder (config, weights) here")
-@click.option("--name", default="pixelcnn", show_default=True, help="codec name for --export")
+@_train_options("pixelcnn", batch=16, crop=64, lr=2e-3)
 @click.option("--features", default=128, show_default=True, help="network width (a new model only)")
 @click.option("--radius", default=4, show_default=True, help="causal neighbourhood radius (a new model only)")
-@click.option("--batch", default=16, show_default=True)
-@click.option("--crop", default=64, show_default=True)
-@click.option("--lr", default=2e-3, show_default=True)
-@click.option("--device", default="cuda" if os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu", show_default=True)
 def train_pixelcnn(data, minutes, out_dir, resume, export_to, name, features, radius, batch, crop, lr, device) -> None:
     """Train the causal pixel model of the pixelcnn codec, optionally resuming."""
     from .train.pixelcnn import export_codec, resume_state, train as run
@@ -374,16 +380,7 @@ def train_pixelcnn(data, minutes, out_dir, resume, export_to, name, features, ra
 
 
 @train.command("bitsback")
-@click.option("--data", default="../shared/data/images/train", show_default=True, type=click.Path(exists=True))
-@click.option("--minutes", type=float, required=True, help="wall-clock training budget")
-@click.option("--out", "out_dir", required=True, type=click.Path(), help="folder for the checkpoint")
-@click.option("--resume", help="codec name or folder, or checkpoint folder, to start from")
-@click.option("--export", "export_to", type=click.Path(), help="also write a codec folder (config, weights) here")
-@click.option("--name", default="bitsback", show_default=True, help="codec name for --export")
-@click.option("--batch", default=8, show_default=True)
-@click.option("--crop", default=64, show_default=True)
-@click.option("--lr", default=1e-3, show_default=True)
-@click.option("--device", default="cuda" if os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu", show_default=True)
+@_train_options("bitsback", batch=8, crop=64, lr=1e-3)
 def train_bitsback(data, minutes, out_dir, resume, export_to, name, batch, crop, lr, device) -> None:
     """Train the hierarchical VAE of the bitsback codec, optionally resuming."""
     from .train.bitsback import export_codec, resume_state, train as run
@@ -398,18 +395,9 @@ def train_bitsback(data, minutes, out_dir, resume, export_to, name, batch, crop,
 
 
 @train.command("idf")
-@click.option("--data", default="../shared/data/images/train", show_default=True, type=click.Path(exists=True))
-@click.option("--minutes", type=float, required=True, help="wall-clock training budget")
-@click.option("--out", "out_dir", required=True, type=click.Path(), help="folder for the checkpoint")
-@click.option("--resume", help="codec name or folder, or checkpoint folder, to start from")
-@click.option("--export", "export_to", type=click.Path(), help="also write a codec folder (config, weights) here")
-@click.option("--name", default="idf", show_default=True, help="codec name for --export")
-@click.option("--batch", default=8, show_default=True)
-@click.option("--crop", default=96, show_default=True)
-@click.option("--lr", default=2e-3, show_default=True)
+@_train_options("idf", batch=8, crop=96, lr=2e-3)
 @click.option("--coded-frac", default=0.15, show_default=True,
               help="last fraction of the run trained under the coded (Laplace) prior instead of the logistic")
-@click.option("--device", default="cuda" if os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu", show_default=True)
 def train_idf(data, minutes, out_dir, resume, export_to, name, batch, crop, lr, coded_frac, device) -> None:
     """Train the integer discrete flow of the idf codec, optionally resuming."""
     from .train.idf import export_codec, resume_state, train as run

@@ -9,10 +9,12 @@ Decoding order. The model's receptive field is the causal neighbourhood of `radi
 (pixelcnn_net), so pixel (r, c) depends only on pixels decoded at earlier steps of the
 wavefront t = c + (radius + 1) * r. At each step the codec gathers the neighbourhoods of every
 pixel on the wavefront of every tile of the group, runs the network once on that batch, and
-codes R, then G (conditioned on R), then B of all of them. A 768x512 tile group takes about
-1,000 steps instead of 393,216 network passes, and the wavefront itself costs no bits; the
-stripes cost a little (their first rows see no context above), measured in the model card.
-Encoder and decoder run the same loop (`_lockstep`), the encoder with the pixels known.
+codes R, then G (conditioned on R), then B of all of them. A 768x512 image takes 3,323 steps
+instead of 393,216 network passes, and the wavefront itself costs no bits. Shorter tiles
+(`stripe`) would mean fewer, larger steps, but they bought no speed, as the time goes into
+the per-pixel mixture tables, and 64-row stripes cost 0.8 % in bits
+(bench/results/pixelcnn_stripes.md), so tiles are 1024 x 1024. Encoder and decoder run the
+same loop (`_lockstep`), the encoder with the pixels known.
 
 Determinism. The network runs in exact mode (models/exact.py), the logistic CDFs and mixture
 weights come from fixed tables, and the only float operations left (products, differences
@@ -34,7 +36,7 @@ from .pixelcnn_net import LOG_SCALE_MIN, CausalPixelModel
 
 LEVEL = 32.0  # one pixel level in exact-mode units: (x - 128) / 128 * 2**12
 EDGES = (torch.arange(257, dtype=torch.float32) - 128) * LEVEL - LEVEL / 2  # lower edge of each level
-DEFAULTS = {"stripe": 64, "tile_width": 1024, "group": 16}
+DEFAULTS = {"stripe": 1024, "tile_width": 1024, "group": 4}
 
 
 def default_config(name: str, arch: dict) -> dict:
