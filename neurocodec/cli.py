@@ -386,11 +386,11 @@ def train_bitsback(data, minutes, out_dir, resume, export_to, name, batch, crop,
     from .train.bitsback import export_codec, resume_state, train as run
 
     init_state, init_info = resume_state(resume) if resume else (None, None)
-    state, info = run(data, out_dir, minutes, init_state=init_state, init_info=init_info, batch=batch, crop=crop,
-                      lr=lr, device=device)
+    info = run(data, out_dir, minutes, init_state=init_state, init_info=init_info, batch=batch, crop=crop, lr=lr,
+               device=device)
     click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
     if export_to:
-        export_codec(state, info, export_to, name)
+        export_codec(out_dir, export_to, name)
         click.echo(f"wrote codec folder {export_to}")
 
 
@@ -403,11 +403,11 @@ def train_idf(data, minutes, out_dir, resume, export_to, name, batch, crop, lr, 
     from .train.idf import export_codec, resume_state, train as run
 
     init_state, init_info = resume_state(resume) if resume else (None, None)
-    state, info = run(data, out_dir, minutes, init_state, init_info, batch=batch, crop=crop, lr=lr,
-                      coded_frac=coded_frac, device=device)
+    info = run(data, out_dir, minutes, init_state, init_info, batch=batch, crop=crop, lr=lr, coded_frac=coded_frac,
+               device=device)
     click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
     if export_to:
-        export_codec(state, info, export_to, name)
+        export_codec(out_dir, export_to, name)
         click.echo(f"wrote codec folder {export_to}")
 
 

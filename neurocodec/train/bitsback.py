@@ -35,8 +35,8 @@ def train(
     seed: int = 0,
     log=print,
     **arch,
-) -> tuple[dict[str, torch.Tensor], dict]:
-    """Train for `minutes` of wall time; returns (float32 state, training record). `arch`
+) -> dict:
+    """Train for `minutes` of wall time; returns the training record. `arch`
     (levels, z1, z2, feat, hidden, width, depth) defaults to the resumed record's sizes."""
     torch.manual_seed(seed + (init_info or {}).get("steps", 0))
     out = Path(out)
@@ -81,7 +81,7 @@ def train(
     info = progress(info, step, start)
     state = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
     save_checkpoint(state, out, info)
-    return state, info
+    return info
 
 
 def resume_state(spec: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -102,13 +102,14 @@ def resume_state(spec: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     return {k: v.float() for k, v in state.items()}, info
 
 
-def export_codec(state: dict[str, torch.Tensor], info: dict, folder: str | Path, name: str = "bitsback",
+def export_codec(checkpoint: str | Path, folder: str | Path, name: str = "bitsback",
                  half: bool = False, extra: dict | None = None) -> dict:
-    """Write a codec folder (config.json + weights.safetensors) from a trained state.
+    """Turn a training checkpoint into a codec folder (config.json + weights.safetensors).
     Weights ship as float32: float16 (`half`) halves the file but cost 0.1 % in bits on
     Kodak crops (exact mode's 2**-16 weight grid is finer than float16's)."""
     from .. import registry
 
+    state, info = load_checkpoint(Path(checkpoint))
     model = BitsBackNet(**{k: info[k] for k in ARCH if k in info})
     model.load_state_dict(state)
     weights = {k: (v.half() if half else v.float()).contiguous() for k, v in model.state_dict().items()}

@@ -70,8 +70,8 @@ def train(
     device: str = "cpu",
     seed: int = 0,
     log=print,
-) -> tuple[dict[str, torch.Tensor], dict]:
-    """Train for `minutes` of wall clock; returns (float32 state, training record) and leaves a
+) -> dict:
+    """Train for `minutes` of wall clock; returns the training record and leaves a
     checkpoint in `out`. `arch` defaults to the resumed record's, else DEFAULT_ARCH."""
     torch.manual_seed(seed + (init_info or {}).get("steps", 0))
     out = Path(out)
@@ -124,7 +124,7 @@ def train(
     info = progress(info, step, start)
     state = {k: v.detach().float().contiguous() for k, v in net.state_dict().items()}
     save_checkpoint(state, out, info)
-    return state, info
+    return info
 
 
 def resume_state(spec: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
@@ -144,11 +144,12 @@ def resume_state(spec: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     return state, info
 
 
-def export_codec(state: dict[str, torch.Tensor], info: dict, folder: str | Path, name: str = "idf", half: bool = True) -> dict:
-    """Write a codec folder (config.json + weights.safetensors) from a trained state.
+def export_codec(checkpoint: str | Path, folder: str | Path, name: str = "idf", half: bool = True) -> dict:
+    """Turn a training checkpoint into a codec folder (config.json + weights.safetensors).
     `half`: ship float16 weights (exact mode rounds them to its own grid at load anyway)."""
     from .. import registry
 
+    state, info = load_checkpoint(Path(checkpoint))
     build({k: info[k] for k in ARCH_KEYS}).load_state_dict(state)  # refuse a mismatched state
     config = {
         "name": name,
