@@ -1,8 +1,9 @@
 """What every codec is: a name, a modality, lossless or not, and encode/decode to .ncd bytes.
 
 A learned codec implements `encode_chunks` and `decode_chunks`; this base class wraps them in
-the .ncd container (neurocodec.container), checks the weights digest and, for lossless codecs,
-verifies the decoded output against the content digest the encoder stored.
+the .ncd container (neurocodec.container), checks the weights digest and that an image file
+says HxWx3 and, for lossless codecs, verifies the decoded output against the content digest
+the encoder stored.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import container
-from .errors import InputError, IntegrityError, WeightsMismatch
+from .errors import FormatError, InputError, IntegrityError, WeightsMismatch
 
 
 class Codec:
@@ -71,6 +72,8 @@ class Codec:
                 f"file was encoded with other weights of codec '{h.codec}' "
                 f"({h.weights_digest.hex()[:12]}, installed {self.weights_digest.hex()[:12]})"
             )
+        if self.modality == "image" and (len(h.shape) != 3 or h.shape[2] != 3 or min(h.shape) < 1):
+            raise FormatError(f"corrupted .ncd file: codec '{h.codec}' holds HxWx3 images, the header says {h.shape}")
         out = self.decode_chunks(h, box.chunks)
         if box.content_digest is not None and container.content_digest(_as_bytes(out)) != box.content_digest:
             raise IntegrityError(f"decoded output of codec '{h.codec}' does not match the original's checksum")

@@ -147,5 +147,8 @@ def test_unknown_codec_and_foreign_weights(small_file):
 def test_inconsistent_header_is_reported(small_file):
     with pytest.raises(FormatError):
         neurocodec.decompress(_rewrap(small_file, shape=(400, 56, 3)))  # more tiles than chunks
+    for shape in [(40, 56), (40, 56, 4), (0, 56, 3)]:  # not an HxWx3 image: Codec.decode_container refuses it
+        with pytest.raises(FormatError, match="HxWx3"):
+            neurocodec.decompress(_rewrap(small_file, shape=shape))
     with pytest.raises(NeurocodecError):
         neurocodec.decompress(_rewrap(small_file, params={"quality": 500, "tile": 1024}))

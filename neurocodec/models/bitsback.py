@@ -218,6 +218,4 @@ class BitsBackCodec(Codec):
         t, n = p.get("tile"), p.get("tiles_per_chunk")
         if not (isinstance(t, int) and 16 <= t <= 4096 and isinstance(n, int) and n >= 1):
             raise FormatError("corrupted .ncd file: invalid bitsback parameters")
-        if len(header.shape) != 3 or header.shape[2] != 3:
-            raise FormatError("corrupted .ncd file: bitsback files hold HxWx3 images")
         return t, n

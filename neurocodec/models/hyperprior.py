@@ -232,8 +232,6 @@ class HyperpriorCodec(Codec):
         q, t = p.get("quality"), p.get("tile")
         if not (isinstance(q, int) and 1 <= q <= 100 and isinstance(t, int) and t > 0 and t % 64 == 0):
             raise FormatError("corrupted .ncd file: invalid hyperprior parameters")
-        if len(header.shape) != 3 or header.shape[2] != 3:
-            raise FormatError("corrupted .ncd file: hyperprior files hold HxWx3 images")
         return q, t
 
 

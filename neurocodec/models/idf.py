@@ -122,8 +122,6 @@ class IDFCodec(Codec):
         tile = header.params.get("tile")
         if not (isinstance(tile, int) and 0 < tile <= 8192 and tile % self.net.multiple == 0):
             raise FormatError("corrupted .ncd file: invalid idf parameters")
-        if len(header.shape) != 3 or header.shape[2] != 3 or min(header.shape) < 1:
-            raise FormatError("corrupted .ncd file: idf files hold HxWx3 images")
         height, width, _ = header.shape
         tiles = tile_grid(height, width, tile)
         if len(tiles) != len(chunks):

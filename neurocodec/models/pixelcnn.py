@@ -116,7 +116,7 @@ class PixelCNNCodec(Codec):
         return params, chunks
 
     def decode_chunks(self, header: Header, chunks: list[bytes]) -> np.ndarray:
-        height, width = _image_shape(header)
+        height, width, _ = header.shape
         try:
             params = {k: int(header.params[k]) for k in DEFAULTS}
         except (KeyError, TypeError, ValueError):
@@ -169,10 +169,3 @@ class PixelCNNCodec(Codec):
                     value = (sym.double() - 128) * LEVEL
                     pixel[:, k, 0, 0] = value
                     canvas[T[:, 0, 0], R[:, 0, 0] + rad, C[:, 0, 0] + rad, k] = value
-
-
-def _image_shape(header: Header) -> tuple[int, int]:
-    shape = header.shape
-    if len(shape) != 3 or shape[2] != 3 or shape[0] < 1 or shape[1] < 1:
-        raise FormatError(f"pixelcnn file has an invalid image shape {shape}")
-    return int(shape[0]), int(shape[1])
