@@ -8,7 +8,6 @@ checkpoint every few minutes; it resumes from a checkpoint or from a shipped cod
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..models.bitsback_net import BitsBackNet
-from .checkpoint import add_run, has_checkpoint, load_checkpoint, progress, save_checkpoint
+from .checkpoint import add_run, has_checkpoint, load_checkpoint, load_codec_folder, progress, save_checkpoint
 from .crops import RandomCrops, load_images
 
 ARCH = ("levels", "z1", "z2", "feat", "hidden", "width", "depth", "interp")
@@ -87,19 +86,11 @@ def train(
 def resume_state(spec: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """(float state, training record) from a checkpoint folder, a codec folder or a codec
     name: training resumes from whatever was saved or shipped last."""
-    from safetensors.torch import load_file
-
-    from .. import registry
-
-    folder = Path(spec)
-    if has_checkpoint(folder):
-        return load_checkpoint(folder)
-    if not (folder / registry.CONFIG).exists():
-        folder = registry.codec_folder(str(spec))
-    config = json.loads((folder / registry.CONFIG).read_text())
-    state = load_file(str(folder / config.get("weights", registry.WEIGHTS)))
+    if has_checkpoint(spec):
+        return load_checkpoint(spec)
+    config, weights = load_codec_folder(spec)
     info = dict(config.get("training", {}), **config["arch"])
-    return {k: v.float() for k, v in state.items()}, info
+    return {k: v.float() for k, v in weights.items()}, info
 
 
 def export_codec(checkpoint: str | Path, folder: str | Path, name: str = "bitsback",

@@ -52,3 +52,15 @@ def add_run(info: dict, device: str, minutes: float, lr: float) -> None:
     hardware = torch.cuda.get_device_name(device) if on_gpu else f"{os.cpu_count()}-core CPU"
     run = {"hardware": hardware, "minutes": minutes, "lr": lr, "kind": "gpu_minutes" if on_gpu else "cpu_minutes"}
     info["runs"] = [*info.get("runs", []), run]
+
+
+def load_codec_folder(spec: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(config, weights) of a codec folder, given its path or an installed codec's name: where
+    a `resume_state` starts when `spec` is not a checkpoint folder."""
+    from .. import registry
+
+    folder = Path(spec)
+    if not (folder / registry.CONFIG).exists():
+        folder = registry.codec_folder(str(spec))
+    config = json.loads((folder / registry.CONFIG).read_text())
+    return config, load_file(str(folder / config.get("weights", registry.WEIGHTS)))

@@ -8,16 +8,14 @@ a CPU afternoon, and writes a resumable float32 checkpoint every few minutes.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from ..models.hyperprior_net import LAMBDAS, VariableRateHyperprior
-from .checkpoint import add_run, has_checkpoint, load_checkpoint, progress, save_checkpoint
+from .checkpoint import add_run, has_checkpoint, load_checkpoint, load_codec_folder, progress, save_checkpoint
 from .crops import RandomCrops, load_images
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -114,17 +112,13 @@ def train(
 def resume_state(spec: str) -> tuple[dict[str, torch.Tensor], dict, dict]:
     """(float state, training record, network size) from a codec name, a codec folder or a
     checkpoint folder: training resumes from whatever shipped or was saved last."""
-    from .. import registry
     from ..models.hyperprior import float_state
 
-    folder = Path(spec)
-    if has_checkpoint(folder):
-        state, info = load_checkpoint(folder)
+    if has_checkpoint(spec):
+        state, info = load_checkpoint(spec)
         return state, info, {"N": info["N"], "M": info["M"]}
-    if not (folder / registry.CONFIG).exists():
-        folder = registry.codec_folder(spec)
-    config = json.loads((folder / registry.CONFIG).read_text())
-    state = float_state(load_file(str(folder / config.get("weights", registry.WEIGHTS))))
+    config, weights = load_codec_folder(spec)
+    state = float_state(weights)
     return state, dict(config.get("training", {})), {"N": config["N"], "M": config["M"]}
 
 

@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from ..models.idf_net import BITS, IDF
-from .checkpoint import add_run, has_checkpoint, load_checkpoint, progress, save_checkpoint
+from .checkpoint import add_run, has_checkpoint, load_checkpoint, load_codec_folder, progress, save_checkpoint
 from .crops import RandomCrops, load_images
 
 ARCH_KEYS = ("levels", "couplings", "hidden")
@@ -130,15 +129,10 @@ def train(
 def resume_state(spec: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     """(float32 state, training record) from a checkpoint folder, a codec folder or the name
     of an installed codec; the record holds the architecture (`ARCH_KEYS`)."""
-    from .. import registry
-
-    folder = Path(spec)
-    if has_checkpoint(folder):
-        return load_checkpoint(folder)
-    if not (folder / registry.CONFIG).exists():
-        folder = registry.codec_folder(str(spec))
-    config = json.loads((folder / registry.CONFIG).read_text())
-    state = {k: v.float() for k, v in load_file(str(folder / config.get("weights", registry.WEIGHTS))).items()}
+    if has_checkpoint(spec):
+        return load_checkpoint(spec)
+    config, weights = load_codec_folder(spec)
+    state = {k: v.float() for k, v in weights.items()}
     info = dict(config.get("training", {}))
     info.update({k: config[k] for k in ARCH_KEYS}, scale_factor=config["scale_factor"])
     return state, info

@@ -6,16 +6,14 @@ lease or a CPU afternoon, and writes a resumable float32 checkpoint every few mi
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
 from ..models.pixelcnn_net import CausalPixelModel, normalize
-from .checkpoint import add_run, has_checkpoint, load_checkpoint, progress, save_checkpoint
+from .checkpoint import add_run, has_checkpoint, load_checkpoint, load_codec_folder, progress, save_checkpoint
 from .crops import RandomCrops, load_images
 
 ARCH_KEYS = ("radius", "features", "layers", "head_hidden", "mixtures")
@@ -93,15 +91,10 @@ def train(
 
 def resume_state(spec: str) -> tuple[dict[str, torch.Tensor], dict]:
     """(float state, training record) from a checkpoint folder, a codec folder or a codec name."""
-    from .. import registry
-
-    folder = Path(spec)
-    if has_checkpoint(folder):
-        return load_checkpoint(folder)
-    if not (folder / registry.CONFIG).exists():
-        folder = registry.codec_folder(spec)
-    config = json.loads((folder / registry.CONFIG).read_text())
-    state = {k: v.float() for k, v in load_file(str(folder / config.get("weights", registry.WEIGHTS))).items()}
+    if has_checkpoint(spec):
+        return load_checkpoint(spec)
+    config, weights = load_codec_folder(spec)
+    state = {k: v.float() for k, v in weights.items()}
     info = dict(config.get("training", {}))
     info["arch"] = config["arch"]
     return state, info

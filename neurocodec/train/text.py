@@ -10,7 +10,6 @@ checkpoint every few minutes.
 
 from __future__ import annotations
 
-import json
 import lzma
 import math
 import time
@@ -19,10 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 from ..models.byte_lstm_net import BOS, ByteLSTM
-from .checkpoint import add_run, has_checkpoint, load_checkpoint, progress, save_checkpoint
+from .checkpoint import add_run, has_checkpoint, load_checkpoint, load_codec_folder, progress, save_checkpoint
 
 
 def read_text_files(path: str | Path) -> list[bytes]:
@@ -131,16 +129,12 @@ def _progress(info: dict, step: int, start: float, bytes_per_step: int) -> dict:
 def resume_state(spec: str) -> tuple[dict[str, torch.Tensor], dict]:
     """(float state, training record) from a checkpoint folder, a codec folder or a codec name:
     training resumes from whatever was saved or shipped last."""
-    from .. import registry
     from ..models.byte_lstm import float_net
 
     if has_checkpoint(spec):
         return load_checkpoint(spec)
-    folder = Path(spec)
-    if not (folder / registry.CONFIG).exists():
-        folder = registry.codec_folder(spec)
-    config = json.loads((folder / registry.CONFIG).read_text())
-    net = float_net(load_file(str(folder / config.get("weights", registry.WEIGHTS))))
+    config, weights = load_codec_folder(spec)
+    net = float_net(weights)
     info = dict(config.get("training", {}), embed=net.embed_dim, hidden=net.hidden)
     return net.state_dict(), info
 
