@@ -346,6 +346,14 @@ def _train_options(name: str, batch: int, crop: int, lr: float, data: str = "../
     return apply
 
 
+def _trained(info: dict, export_codec, out_dir: str, export_to: str | None, name: str) -> None:
+    """What every `train` command ends with: the totals, and the codec folder if asked for."""
+    click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
+    if export_to:
+        export_codec(out_dir, export_to, name)
+        click.echo(f"wrote codec folder {export_to}")
+
+
 @train.command("hyperprior")
 @_train_options("hyperprior", batch=8, crop=128, lr=2e-4)
 def train_hyperprior(data, minutes, out_dir, resume, export_to, name, batch, crop, lr, device) -> None:
@@ -355,10 +363,7 @@ def train_hyperprior(data, minutes, out_dir, resume, export_to, name, batch, cro
     init_state, init_info, dims = resume_state(resume) if resume else (None, None, {})
     info = run(data, out_dir, minutes, init_state=init_state, init_info=init_info, batch=batch,
                crop=crop, lr=lr, device=device, **dims)
-    click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
-    if export_to:
-        export_codec(out_dir, export_to, name)
-        click.echo(f"wrote codec folder {export_to}")
+    _trained(info, export_codec, out_dir, export_to, name)
 
 
 @train.command("pixelcnn")
@@ -373,10 +378,7 @@ def train_pixelcnn(data, minutes, out_dir, resume, export_to, name, features, ra
     arch = None if resume else {"features": features, "radius": radius}
     info = run(data, out_dir, minutes, init_state=init_state, init_info=init_info, arch=arch, batch=batch,
                crop=crop, lr=lr, device=device)
-    click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
-    if export_to:
-        export_codec(out_dir, export_to, name)
-        click.echo(f"wrote codec folder {export_to}")
+    _trained(info, export_codec, out_dir, export_to, name)
 
 
 @train.command("bitsback")
@@ -388,10 +390,7 @@ def train_bitsback(data, minutes, out_dir, resume, export_to, name, batch, crop,
     init_state, init_info = resume_state(resume) if resume else (None, None)
     info = run(data, out_dir, minutes, init_state=init_state, init_info=init_info, batch=batch, crop=crop, lr=lr,
                device=device)
-    click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
-    if export_to:
-        export_codec(out_dir, export_to, name)
-        click.echo(f"wrote codec folder {export_to}")
+    _trained(info, export_codec, out_dir, export_to, name)
 
 
 @train.command("idf")
@@ -405,10 +404,7 @@ def train_idf(data, minutes, out_dir, resume, export_to, name, batch, crop, lr, 
     init_state, init_info = resume_state(resume) if resume else (None, None)
     info = run(data, out_dir, minutes, init_state, init_info, batch=batch, crop=crop, lr=lr, coded_frac=coded_frac,
                device=device)
-    click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
-    if export_to:
-        export_codec(out_dir, export_to, name)
-        click.echo(f"wrote codec folder {export_to}")
+    _trained(info, export_codec, out_dir, export_to, name)
 
 
 @train.command("text")
@@ -432,10 +428,7 @@ def train_text(data, eval_data, minutes, out_dir, resume, export_to, name, hidde
     init_state, init_info = resume_state(resume) if resume else (None, None)
     info = run(data, out_dir, minutes, init_state=init_state, init_info=init_info, hidden=hidden, batch=batch,
                seq=seq, lr=lr, eval_data=eval_data, device=device)
-    click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
-    if export_to:
-        export_codec(out_dir, export_to, name)
-        click.echo(f"wrote codec folder {export_to}")
+    _trained(info, export_codec, out_dir, export_to, name)
 
 
 if __name__ == "__main__":  # pragma: no cover

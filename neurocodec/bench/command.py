@@ -55,7 +55,8 @@ def lossless_image_codecs() -> list[str]:
     """Every installed lossless image codec, then the classic lossless baselines."""
     from ..registry import available_codecs, read_config
 
-    shipped = [n for n in available_codecs() if read_config(n).get("modality") == "image" and read_config(n).get("lossless")]
+    configs = {n: read_config(n) for n in available_codecs()}
+    shipped = [n for n, c in configs.items() if c.get("modality") == "image" and c.get("lossless")]
     return shipped + list(baselines.LOSSLESS)
 
 
