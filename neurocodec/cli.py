@@ -322,11 +322,13 @@ def train() -> None:
     """Train a codec's model (see each family's options)."""
 
 
-def _train_options(name: str, batch: int, crop: int, lr: float, data: str = "../shared/data/images/train"):
+def _train_options(name: str, batch: int, crop: int, lr: float,
+                   data: str = "../shared/data/images/train,../shared/data/images/extra"):
     """The options every `train` command of an image codec takes (data, budget, checkpoint
     folder, resume, export, batch, crop, learning rate, device)."""
     options = [
-        click.option("--data", default=data, show_default=True, type=click.Path(exists=True)),
+        click.option("--data", default=data, show_default=True,
+                     help="image folder(s), comma-separated (PNG, lossless WebP, JPEG)"),
         click.option("--minutes", type=float, required=True, help="wall-clock training budget"),
         click.option("--out", "out_dir", required=True, type=click.Path(), help="folder for the checkpoint"),
         click.option("--resume", help="codec name or folder (config.json + weights), or checkpoint folder, to start from"),

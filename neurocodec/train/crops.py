@@ -1,4 +1,4 @@
-"""Random training crops from a folder of images, decoded once and kept in memory."""
+"""Random training crops from folders of images, decoded once and kept in memory."""
 
 from __future__ import annotations
 
@@ -9,11 +9,20 @@ import torch
 from PIL import Image
 
 
-def load_images(folder: str | Path) -> list[torch.Tensor]:
-    """Every PNG/JPEG under `folder` as a uint8 tensor of shape (3, H, W)."""
-    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
-    if not paths:
-        raise FileNotFoundError(f"no images in {folder}")
+IMAGE_SUFFIXES = {".png", ".webp", ".jpg", ".jpeg"}
+
+
+def load_images(folders: str | Path | list) -> list[torch.Tensor]:
+    """Every PNG, WebP or JPEG in `folders` (one folder, or several separated by commas or given
+    as a list) as a uint8 tensor of shape (3, H, W)."""
+    if isinstance(folders, (str, Path)):
+        folders = [f for f in str(folders).split(",") if f]
+    paths = []
+    for folder in folders:
+        found = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise FileNotFoundError(f"no images in {folder}")
+        paths += found
     images = []
     for p in paths:
         with Image.open(p) as im:
