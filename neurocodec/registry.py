@@ -53,6 +53,7 @@ def _folders() -> dict[str, Path]:
 
 
 def available_codecs() -> list[str]:
+    """The installed codecs (folders on the search path)."""
     return sorted(_folders())
 
 
@@ -98,9 +99,30 @@ def file_digest(path: Path) -> bytes:
     return h.digest()
 
 
-@functools.lru_cache(maxsize=None)
+_REGISTERED: dict[str, Codec] = {}
+
+
+def register(codec: Codec) -> Codec:
+    """Make a codec object (e.g. a `compose.LikelihoodCodec` around your own model) known by
+    its name in this process, so `neurocodec.decompress` and `load_codec` find it. It takes
+    precedence over an installed codec of the same name."""
+    if not isinstance(codec, Codec):
+        raise TypeError(f"register() takes a neurocodec Codec, got {type(codec).__name__}")
+    _REGISTERED[codec.name] = codec
+    return codec
+
+
 def load_codec(name: str) -> Codec:
-    """The installed codec `name`, its weights verified (loaded once per process)."""
+    """The codec `name`: a registered object, else the installed folder, its weights verified
+    (loaded once per process)."""
+    return _REGISTERED[name] if name in _REGISTERED else _load_installed(name)
+
+
+load_codec.cache_clear = lambda: _load_installed.cache_clear()  # after codec folders change
+
+
+@functools.lru_cache(maxsize=None)
+def _load_installed(name: str) -> Codec:
     from safetensors.torch import load_file
 
     folder = codec_folder(name)

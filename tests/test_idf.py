@@ -12,7 +12,7 @@ from PIL import Image
 import neurocodec
 from neurocodec import container
 from neurocodec.errors import FormatError, IntegrityError
-from neurocodec.models import exact
+from neurocodec import exact
 from neurocodec.codec import one_thread
 from neurocodec.registry import load_codec
 

@@ -9,7 +9,7 @@ import torch
 import neurocodec
 from neurocodec import container
 from neurocodec.errors import FormatError, IntegrityError
-from neurocodec.models import exact
+from neurocodec import exact
 from neurocodec.models.pixelcnn import mixture_pmf, wavefront
 from neurocodec.models.pixelcnn_net import mixture_nll, normalize
 

@@ -9,7 +9,7 @@ took with each pop are returned, so a tile costs -log p(x, z) + log q(z|x), the 
 
 Latents are Gaussians discretized on bins of width 2**-5 (indices -512..512); posterior and
 prior use the same bins, so the exact network sees `index * 2**-5`, a point of its fixed-point
-grid. Every network runs in exact mode (`exact.py`), so decoder and encoder build identical
+grid. Every network runs in exact mode (`neurocodec.exact`), so decoder and encoder build identical
 distributions on any machine and thread count.
 
 Initial bits. The first pop of a stack has nothing to take bits from (constriction's empty
@@ -36,7 +36,7 @@ from ..codec import Codec, one_thread, tile_grid
 from ..container import Header
 from ..entropy import AnsCoder, DiscretizedGaussian, DiscretizedLaplace
 from ..errors import FormatError
-from . import exact
+from .. import exact
 from .bitsback_net import BitsBackNet, laplace_logp
 
 DELTA = 2.0**-5  # latent bin width (a power of two: bins are exact fixed-point values)

@@ -26,7 +26,7 @@ from ..codec import Codec, one_thread, tile_grid
 from ..container import Header
 from ..entropy import Categorical, DiscretizedLaplace, RangeDecoder, RangeEncoder
 from ..errors import FormatError
-from . import exact
+from .. import exact
 from .idf_net import IDF
 
 R = 2**12  # residuals are coded on [-R, R]; +-R is the escape

@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import exact
+from .. import exact
 
 IN_SCALE = 128.0  # latents enter networks as z / 128 (7 fractional bits: on the exact grid)
 LOG_SCALE_RANGE = (-3.0, 9.0)  # log-scales are clamped here, in training and coding alike

@@ -16,7 +16,7 @@ the per-pixel mixture tables, and 64-row stripes cost 0.8 % in bits
 (bench/results/pixelcnn_stripes.md), so tiles are 1024 x 1024. Encoder and decoder run the
 same loop (`_lockstep`), the encoder with the pixels known.
 
-Determinism. The network runs in exact mode (models/exact.py), the logistic CDFs and mixture
+Determinism. The network runs in exact mode (neurocodec.exact), the logistic CDFs and mixture
 weights come from fixed tables, and the only float operations left (products, differences
 and the weighted sum, in a fixed order) are correctly rounded IEEE operations, so the
 probability tables given to constriction are identical on every machine.
@@ -31,7 +31,7 @@ from ..codec import Codec, one_thread, tile_grid
 from ..container import Header
 from ..entropy import Categorical, RangeDecoder, RangeEncoder
 from ..errors import FormatError
-from . import exact
+from .. import exact
 from .pixelcnn_net import LOG_SCALE_MIN, CausalPixelModel
 
 LEVEL = 32.0  # one pixel level in exact-mode units: (x - 128) / 128 * 2**12

@@ -174,3 +174,10 @@ def fixed_sigmoid(x: torch.Tensor, frac_bits: int = ACT_BITS) -> torch.Tensor:
     """sigmoid(x * 2**-frac_bits) from a table (arguments rounded to 2**-8, clamped to +-16,
     where the table ends at its extreme entries)."""
     return _lookup(_SIGMOID_BY_DTYPE.get(x.dtype, _SIGMOID), x, -SIGMOID_RANGE, frac_bits - TABLE_BITS)
+
+
+def probabilities(logits: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Unnormalized probabilities exp(logit - max) of exact-mode logits, from the fixed exp
+    table: the same numbers on every machine, ready for `entropy.Categorical` (which
+    normalizes them identically everywhere). Differences below -12 nats are clamped there."""
+    return fixed_exp(logits - logits.max(dim=dim, keepdim=True).values)

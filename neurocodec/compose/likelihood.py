@@ -1,0 +1,206 @@
+"""LikelihoodCodec: a model that outputs distributions in, a codec that writes .ncd files out.
+
+The input (an HxWx3 image, or bytes seen as a uint8 array) is cut into independent parts by
+`plan`; each part is one or more regions, coded by the step `part_step` builds for their
+shapes onto a fresh stream of its own (the range coder, or an ANS stack for bits-back), and
+each stream becomes one container chunk. Parts bound memory whatever the input's size and
+can be decoded independently. The header carries the parameters `plan` and `part_step` need,
+so the tiling travels with the file.
+
+A user's model needs none of the overrides: give `step(shape) -> Step` for the whole input
+
+    codec = LikelihoodCodec("my-pixels", step=lambda shape: Autoregressive(...), model=net)
+    blob = codec.encode(image); codec.decode(blob)
+
+and the codec's weights digest is taken from `model`'s state, so a file never decodes with
+other weights. A family's codec subclasses it and overrides `params`, `plan`, `part_step`.
+
+Networks that feed a coder should run in neurocodec's exact mode (`neurocodec.exact`); this
+class runs every part inside `exact.exact_mode()` on one torch thread (`exact=True`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from typing import Any, Callable
+
+import numpy as np
+
+from ..codec import Codec, one_thread, tile_grid
+from ..container import Header
+from ..errors import FormatError
+from .steps import Each, Step
+from .streams import Decoder, Encoder, Meter, Stack, StepError, Stream, seed_words
+
+Region = tuple  # a tuple of slices into the input array
+
+
+def state_digest(module) -> bytes:
+    """SHA-256 of a torch module's state (names, dtypes, shapes and values): what a file
+    written with it records, so it never decodes under other weights."""
+    h = hashlib.sha256()
+    for key, value in sorted(module.state_dict().items()):
+        t = value.detach().cpu().contiguous()
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(-1).view(__import__("torch").uint8).numpy().tobytes() if t.numel() else b"")
+    return h.digest()
+
+
+class LikelihoodCodec(Codec):
+    coder = "range"  # "range" (a queue) or "ans" (a stack, for bits-back)
+    exact = True  # run parts in exact mode on one thread
+    seed_size = 1 << 12  # words at the bottom of an ANS stack, for the first borrowed bits
+
+    def __init__(self, name: str, step: Callable[[tuple], Step] | None = None, *, modality: str = "image",
+                 lossless: bool = True, coder: str | None = None, model=None, tile: int | None = None,
+                 config: dict | None = None, weights_digest: bytes | None = None):
+        config = dict(config or {}, name=name)
+        if weights_digest is None:
+            weights_digest = state_digest(model) if model is not None else bytes(32)
+        super().__init__(config, weights_digest)
+        self.modality, self.lossless = modality, lossless
+        self.coder = coder or self.coder
+        if self.coder not in ("range", "ans"):
+            raise StepError(f"codec '{name}': coder must be 'range' or 'ans', got {self.coder!r}")
+        self.model, self._step, self.tile = model, step, tile
+        self._metering: float | None = None
+
+    # --- what a family may override ------------------------------------------------------
+    def params(self, x: np.ndarray, quality: int | None) -> dict:
+        """The parameters the decoder needs, stored in the header."""
+        return {} if self.tile is None else {"tile": self.tile}
+
+    def check_params(self, params: dict) -> dict:
+        """The header's parameters, validated (FormatError otherwise)."""
+        if self.tile is None:
+            return params
+        t = params.get("tile")
+        if not (isinstance(t, int) and t > 0):
+            raise FormatError(f"corrupted .ncd file: invalid '{self.name}' parameters")
+        return params
+
+    def plan(self, shape: tuple, params: dict) -> list[list[Region]]:
+        """Independent parts, each a list of regions coded together on one stream."""
+        if self.modality == "image" and "tile" in params:
+            return [[(slice(r, r + h), slice(c, c + w))] for r, c, h, w in tile_grid(shape[0], shape[1], params["tile"])]
+        return [[tuple(slice(0, s) for s in shape)]]
+
+    def part_step(self, shapes: list[tuple], params: dict) -> Step:
+        """The step coding the list of arrays of one part (by default, `step` for each)."""
+        if self._step is None:
+            raise NotImplementedError(f"{type(self).__name__} must give `step` or override part_step")
+        return Each([self._step(s) for s in shapes])
+
+    def stack_seed(self, params: dict) -> np.ndarray:
+        return seed_words(self.seed_size)
+
+    # --- streams -------------------------------------------------------------------------
+    def writer(self, params: dict, **kw) -> Stream:
+        return Stack(self.stack_seed(params), **kw) if self.coder == "ans" else Encoder(**kw)
+
+    def reader(self, data: bytes, params: dict, **kw) -> Stream:
+        return Stack.from_bytes(data, self.stack_seed(params), **kw) if self.coder == "ans" else Decoder(data, **kw)
+
+    def running(self):
+        """The context every part is coded in."""
+        import torch
+
+        from .. import exact
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.no_grad())
+        if self.exact:
+            stack.enter_context(exact.exact_mode())
+            stack.enter_context(one_thread())
+        return stack
+
+    # --- coding --------------------------------------------------------------------------
+    def encode_chunks(self, x: Any, quality: int | None) -> tuple[dict, list[bytes]]:
+        arr = _as_array(x)
+        params = self.params(arr, quality)
+        chunks = []
+        with self.running():
+            for part in self.plan(arr.shape, params):
+                chunks.append(self.encode_part([arr[r] for r in part], params))
+        return params, chunks
+
+    def encode_part(self, values: list[np.ndarray], params: dict, **kw) -> bytes:
+        stream = self.writer(params, meter=self._metering is not None, **kw)
+        self.part_step([v.shape for v in values], params).push(stream, values)
+        if self._metering is not None:
+            self._metering += stream.bits
+        return stream.to_bytes()
+
+    def decode_chunks(self, header: Header, chunks: list[bytes]) -> Any:
+        params = self.check_params(header.params)
+        shape = tuple(header.shape)
+        plan = self.plan(shape, params)
+        if len(plan) != len(chunks):
+            raise FormatError(f"corrupted .ncd file: {len(chunks)} chunks where '{self.name}' codes {len(plan)} parts")
+        out = np.empty(shape, dtype=np.uint8)
+        with self.running():
+            for part, data in zip(plan, chunks):
+                for region, value in zip(part, self.decode_part(data, [_shape(shape, r) for r in part], params)):
+                    out[region] = value
+        return out.tobytes() if self.modality == "text" else out
+
+    def decode_part(self, data: bytes, shapes: list[tuple], params: dict, **kw) -> list[np.ndarray]:
+        stream = self.reader(data, params, **kw)
+        values = self.part_step(shapes, params).pop(stream)
+        if isinstance(stream, Stack):
+            stream.check_returned()
+        return values
+
+    # --- measuring and checking -----------------------------------------------------------
+    def measure(self, x: Any, quality: int | None = None) -> tuple[bytes, float]:
+        """(the .ncd file, the model's ideal bits for its payload: -log2 p, or the -ELBO for
+        bits-back), from one encode."""
+        self._metering = 0.0
+        try:
+            blob = self.encode(x, quality)
+            return blob, self._metering
+        finally:
+            self._metering = None
+
+    def check(self, x: Any, quality: int | None = None) -> None:
+        """Encode and decode `x` part by part, comparing every distribution the decoder builds
+        with the encoder's; a StepError names the step where they first differ."""
+        arr = _as_array(self.check_input(x))
+        if not self.lossless:
+            quality = self.default_quality if quality is None else quality
+        params = self.params(arr, quality)
+        with self.running():
+            for part in self.plan(arr.shape, params):
+                values = [arr[r] for r in part]
+                writer = self.writer(params, trace=True)
+                self.part_step([v.shape for v in values], params).push(writer, values)
+                expect = list(reversed(writer.trace)) if writer.lifo else list(writer.trace)
+                reader = self.reader(writer.to_bytes(), params, trace=True)
+                reader.expect = expect
+                self.part_step([v.shape for v in values], params).pop(reader)
+
+
+def _as_array(x: Any) -> np.ndarray:
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return np.frombuffer(bytes(x), dtype=np.uint8)
+    return np.asarray(x)
+
+
+def _shape(shape: tuple, region: Region) -> tuple:
+    return tuple(len(range(*s.indices(n))) for s, n in zip(region, shape)) + tuple(shape[len(region):])
+
+
+def check(step: Step, value: Any, coder: str = "range", seed_size: int = 1 << 12) -> Any:
+    """Push `value` with `step`, pop it back, and compare every distribution the decoding
+    built with the encoding's; a StepError names the step where they first differ. Returns
+    the decoded value."""
+    writer: Stream = Stack(seed_words(seed_size), trace=True) if coder == "ans" else Encoder(trace=True)
+    step.push(writer, value)
+    reader: Stream = Stack.from_bytes(writer.to_bytes(), seed_words(seed_size), trace=True) if coder == "ans" \
+        else Decoder(writer.to_bytes(), trace=True)
+    reader.expect = list(reversed(writer.trace)) if writer.lifo else list(writer.trace)
+    return step.pop(reader)
+
+
+__all__ = ["LikelihoodCodec", "Meter", "check", "state_digest"]
