@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from neurocodec.bench.images import _markdown, machine_line
-from neurocodec.models.byte_lstm import IntegerByteLSTM, export_weights
-from neurocodec.models.byte_lstm_net import ByteLSTM
+from neurocodec.families.text.codec import IntegerByteLSTM, export_weights
+from neurocodec.families.text.net import ByteLSTM
 
 
 def train_rate(model: nn.Module, forward, batch: int, seq: int, steps: int = 3) -> float:

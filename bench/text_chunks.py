@@ -16,7 +16,7 @@ from pathlib import Path
 
 import neurocodec
 from neurocodec.bench.images import _markdown, machine_line
-from neurocodec.models.byte_lstm import TextCodec
+from neurocodec.families.text.codec import TextCodec
 
 DEFAULT_FILE = Path("../shared/data/text/eval/Walden_and_On_The_Duty_Of_Civil_Disobedience.txt")
 

@@ -360,7 +360,7 @@ def _trained(info: dict, export_codec, out_dir: str, export_to: str | None, name
 @_train_options("hyperprior", batch=8, crop=128, lr=2e-4)
 def train_hyperprior(data, minutes, out_dir, resume, export_to, name, batch, crop, lr, device) -> None:
     """Train the variable-rate hyperprior, optionally resuming from shipped weights."""
-    from .train.hyperprior import export_codec, resume_state, train as run
+    from .families.hyperprior.spec import export_codec, resume_state, train as run
 
     init_state, init_info, dims = resume_state(resume) if resume else (None, None, {})
     info = run(data, out_dir, minutes, init_state=init_state, init_info=init_info, batch=batch,
@@ -374,7 +374,7 @@ def train_hyperprior(data, minutes, out_dir, resume, export_to, name, batch, cro
 @click.option("--radius", default=4, show_default=True, help="causal neighbourhood radius (a new model only)")
 def train_pixelcnn(data, minutes, out_dir, resume, export_to, name, features, radius, batch, crop, lr, device) -> None:
     """Train the causal pixel model of the pixelcnn codec, optionally resuming."""
-    from .train.pixelcnn import export_codec, resume_state, train as run
+    from .families.pixelcnn.spec import export_codec, resume_state, train as run
 
     init_state, init_info = resume_state(resume) if resume else (None, None)
     arch = None if resume else {"features": features, "radius": radius}
@@ -387,7 +387,7 @@ def train_pixelcnn(data, minutes, out_dir, resume, export_to, name, features, ra
 @_train_options("bitsback", batch=8, crop=64, lr=1e-3)
 def train_bitsback(data, minutes, out_dir, resume, export_to, name, batch, crop, lr, device) -> None:
     """Train the hierarchical VAE of the bitsback codec, optionally resuming."""
-    from .train.bitsback import export_codec, resume_state, train as run
+    from .families.bitsback.spec import export_codec, resume_state, train as run
 
     init_state, init_info = resume_state(resume) if resume else (None, None)
     info = run(data, out_dir, minutes, init_state=init_state, init_info=init_info, batch=batch, crop=crop, lr=lr,
@@ -401,7 +401,7 @@ def train_bitsback(data, minutes, out_dir, resume, export_to, name, batch, crop,
               help="last fraction of the run trained under the coded (Laplace) prior instead of the logistic")
 def train_idf(data, minutes, out_dir, resume, export_to, name, batch, crop, lr, coded_frac, device) -> None:
     """Train the integer discrete flow of the idf codec, optionally resuming."""
-    from .train.idf import export_codec, resume_state, train as run
+    from .families.idf.spec import export_codec, resume_state, train as run
 
     init_state, init_info = resume_state(resume) if resume else (None, None)
     info = run(data, out_dir, minutes, init_state, init_info, batch=batch, crop=crop, lr=lr, coded_frac=coded_frac,
@@ -425,7 +425,7 @@ def train_idf(data, minutes, out_dir, resume, export_to, name, batch, crop, lr, 
 @click.option("--device", default="cuda" if os.environ.get("CUDA_VISIBLE_DEVICES") else "cpu", show_default=True)
 def train_text(data, eval_data, minutes, out_dir, resume, export_to, name, hidden, batch, seq, lr, device) -> None:
     """Train the byte-level LSTM of the text codec, optionally resuming from a checkpoint."""
-    from .train.text import export_codec, resume_state, train as run
+    from .families.text.spec import export_codec, resume_state, train as run
 
     init_state, init_info = resume_state(resume) if resume else (None, None)
     info = run(data, out_dir, minutes, init_state=init_state, init_info=init_info, hidden=hidden, batch=batch,

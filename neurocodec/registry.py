@@ -25,11 +25,11 @@ CARD = "MODEL_CARD.md"
 
 # family -> "module:class"; each class takes (config, weights, weights_digest)
 FAMILIES = {
-    "hyperprior": "neurocodec.models.hyperprior:HyperpriorCodec",
-    "byte_lstm": "neurocodec.models.byte_lstm:TextCodec",
-    "pixelcnn": "neurocodec.models.pixelcnn:PixelCNNCodec",
-    "idf": "neurocodec.models.idf:IDFCodec",
-    "bitsback": "neurocodec.models.bitsback:BitsBackCodec",
+    "hyperprior": "neurocodec.families.hyperprior.codec:HyperpriorCodec",
+    "byte_lstm": "neurocodec.families.text.codec:TextCodec",
+    "pixelcnn": "neurocodec.families.pixelcnn.codec:PixelCNNCodec",
+    "idf": "neurocodec.families.idf.codec:IDFCodec",
+    "bitsback": "neurocodec.families.bitsback.codec:BitsBackCodec",
 }
 
 # what `compress` uses when no codec is named; lossless images get the best one installed

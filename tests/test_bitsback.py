@@ -10,7 +10,7 @@ from conftest import load
 from neurocodec import container, registry
 from neurocodec.container import Header
 from neurocodec.errors import FormatError, IntegrityError
-from neurocodec.models.bitsback import BitsBackCodec
+from neurocodec.families.bitsback.codec import BitsBackCodec
 
 
 def _weights():

@@ -10,8 +10,8 @@ import neurocodec
 from neurocodec import container
 from neurocodec.errors import FormatError, IntegrityError
 from neurocodec import exact
-from neurocodec.models.pixelcnn import mixture_pmf, wavefront
-from neurocodec.models.pixelcnn_net import mixture_nll, normalize
+from neurocodec.families.pixelcnn.codec import mixture_pmf, wavefront
+from neurocodec.families.pixelcnn.net import mixture_nll, normalize
 
 
 @pytest.fixture(scope="module")

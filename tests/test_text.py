@@ -11,7 +11,7 @@ import torch
 import neurocodec
 from neurocodec import container
 from neurocodec.errors import FormatError, IntegrityError
-from neurocodec.models.byte_lstm import TextCodec, chunk_length, plan
+from neurocodec.families.text.codec import TextCodec, chunk_length, plan
 
 from conftest import DATA
 
@@ -65,7 +65,7 @@ def test_real_text_compresses_and_round_trips_across_groups(text_codec, excerpt)
 def test_coded_size_matches_the_model(text_codec, excerpt):
     """The range coder adds almost nothing to the model's own -log2 p (network + document
     statistics, exactly as the codec computes them)."""
-    from neurocodec.models.context_mix import ContextMixer
+    from neurocodec.families.text.context_mix import ContextMixer
 
     data = excerpt[:2048]
     x = np.frombuffer(data, np.uint8).astype(np.int64).reshape(2, 1024)
@@ -85,7 +85,7 @@ def test_coded_size_matches_the_model(text_codec, excerpt):
 
 def test_integer_network_follows_the_float_one(text_codec, excerpt):
     """Exported integer inference costs < 1 % in bits against the float network."""
-    from neurocodec.models.byte_lstm import float_net
+    from neurocodec.families.text.codec import float_net
 
     net = float_net(text_codec._weights)
     with torch.no_grad():
@@ -167,7 +167,7 @@ def test_cli_picks_the_text_codec_and_restores_name(tmp_path, excerpt):
 
 
 def test_context_mixer_learns_a_document_and_never_overflows():
-    from neurocodec.models.context_mix import ContextMixer
+    from neurocodec.families.text.context_mix import ContextMixer
 
     mixer = ContextMixer(2, [2], rows_log2=10)
     uniform = np.full((2, 256), 1 / 256)

@@ -36,8 +36,8 @@ def test_resume_train_export(tmp_path, monkeypatch, photo):
 def test_text_resume_from_shipped_codec_train_export(tmp_path, monkeypatch):
     """`train text --resume text` starts from the shipped integer weights (turned back into an
     equivalent float network) and exports a codec that still compresses real text."""
-    from neurocodec.models.byte_lstm import float_net
-    from neurocodec.train.text import evaluate
+    from neurocodec.families.text.codec import float_net
+    from neurocodec.families.text.spec import evaluate
 
     shipped = neurocodec.load_codec("text")
     text = (DATA / "text" / "walden_excerpt.txt").read_bytes()

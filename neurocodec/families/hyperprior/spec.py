@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from ..models.hyperprior_net import LAMBDAS, VariableRateHyperprior
-from .checkpoint import add_run, has_checkpoint, load_checkpoint, load_codec_folder, progress, save_checkpoint
-from .crops import RandomCrops, load_images
+from .net import LAMBDAS, VariableRateHyperprior
+from ...train.checkpoint import add_run, has_checkpoint, load_checkpoint, load_codec_folder, progress, save_checkpoint
+from ...train.crops import RandomCrops, load_images
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """The learned tensors only: compressai's derived CDF buffers are rebuilt, not stored."""
@@ -112,7 +112,7 @@ def train(
 def resume_state(spec: str) -> tuple[dict[str, torch.Tensor], dict, dict]:
     """(float state, training record, network size) from a codec name, a codec folder or a
     checkpoint folder: training resumes from whatever shipped or was saved last."""
-    from ..models.hyperprior import float_state
+    from .codec import float_state
 
     if has_checkpoint(spec):
         state, info = load_checkpoint(spec)
@@ -124,8 +124,8 @@ def resume_state(spec: str) -> tuple[dict[str, torch.Tensor], dict, dict]:
 
 def export_codec(checkpoint: str | Path, folder: str | Path, name: str = "hyperprior") -> dict:
     """Turn a training checkpoint into a shipped codec folder (config.json + weights)."""
-    from .. import registry
-    from ..models.hyperprior import default_config, export_weights
+    from ... import registry
+    from .codec import default_config, export_weights
 
     state, info = load_checkpoint(Path(checkpoint))
     net = VariableRateHyperprior(N=info["N"], M=info["M"])

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from ..models.pixelcnn_net import CausalPixelModel, normalize
-from .checkpoint import add_run, has_checkpoint, load_checkpoint, load_codec_folder, progress, save_checkpoint
-from .crops import RandomCrops, load_images
+from .net import CausalPixelModel, normalize
+from ...train.checkpoint import add_run, has_checkpoint, load_checkpoint, load_codec_folder, progress, save_checkpoint
+from ...train.crops import RandomCrops, load_images
 
 ARCH_KEYS = ("radius", "features", "layers", "head_hidden", "mixtures")
 
@@ -102,8 +102,8 @@ def resume_state(spec: str) -> tuple[dict[str, torch.Tensor], dict]:
 
 def export_codec(checkpoint: str | Path, folder: str | Path, name: str = "pixelcnn") -> dict:
     """Turn a training checkpoint into a shipped codec folder (config.json + float32 weights)."""
-    from .. import registry
-    from ..models.pixelcnn import default_config
+    from ... import registry
+    from .codec import default_config
 
     state, info = load_checkpoint(Path(checkpoint))
     config = default_config(name, info["arch"])

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import exact
+from ... import exact
 
 LOG_SCALE_Z = (-3.5, 2.0)  # clamp of latent log-scales (normalized units)
 LOG_SCALE_X = (-7.0, 0.0)  # clamp of pixel log-scales, normalized (x128: 0.12 .. 128 levels)

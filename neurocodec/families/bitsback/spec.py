@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from ..models.bitsback_net import BitsBackNet
-from .checkpoint import add_run, has_checkpoint, load_checkpoint, load_codec_folder, progress, save_checkpoint
-from .crops import RandomCrops, load_images
+from .net import BitsBackNet
+from ...train.checkpoint import add_run, has_checkpoint, load_checkpoint, load_codec_folder, progress, save_checkpoint
+from ...train.crops import RandomCrops, load_images
 
 ARCH = ("levels", "z1", "z2", "feat", "hidden", "width", "depth", "interp")
 
@@ -98,7 +98,7 @@ def export_codec(checkpoint: str | Path, folder: str | Path, name: str = "bitsba
     """Turn a training checkpoint into a codec folder (config.json + weights.safetensors).
     Weights ship as float32: float16 (`half`) halves the file but cost 0.1 % in bits on
     Kodak crops (exact mode's 2**-16 weight grid is finer than float16's)."""
-    from .. import registry
+    from ... import registry
 
     state, info = load_checkpoint(Path(checkpoint))
     model = BitsBackNet(**{k: info[k] for k in ARCH if k in info})

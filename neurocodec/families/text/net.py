@@ -1,7 +1,7 @@
 """The float byte-level LSTM that the `text` codec is trained as.
 
 bytes -> embedding -> one LSTM layer -> linear -> 256 logits for the next byte. Coding runs
-an integer copy of this network (neurocodec.models.byte_lstm), never this one.
+an integer copy of this network (neurocodec.families.text.codec), never this one.
 """
 
 from __future__ import annotations

@@ -22,12 +22,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..codec import Codec, one_thread, tile_grid
-from ..container import Header
-from ..entropy import Categorical, DiscretizedLaplace, RangeDecoder, RangeEncoder
-from ..errors import FormatError
-from .. import exact
-from .idf_net import IDF
+from ...codec import Codec, one_thread, tile_grid
+from ...container import Header
+from ...entropy import Categorical, DiscretizedLaplace, RangeDecoder, RangeEncoder
+from ...errors import FormatError
+from ... import exact
+from .net import IDF
 
 R = 2**12  # residuals are coded on [-R, R]; +-R is the escape
 DIGIT = 2**12  # an escaped magnitude is two digits of this base

@@ -25,11 +25,11 @@ import math
 import numpy as np
 import torch
 
-from ..codec import Codec
-from ..container import Header
-from ..entropy import Categorical, RangeDecoder, RangeEncoder
-from ..errors import FormatError
-from .byte_lstm_net import BOS, ByteLSTM
+from ...codec import Codec
+from ...container import Header
+from ...entropy import Categorical, RangeDecoder, RangeEncoder
+from ...errors import FormatError
+from .net import BOS, ByteLSTM
 from .context_mix import ContextMixer
 
 WEIGHT_BITS = 16  # fractional bits of weights

@@ -10,7 +10,7 @@ prior p(B | A) that follows. B (the
 last level's A is coded too. Every coded part is split by colour of origin (channels stay
 colour-major through squeezes): its G third first, then R and B conditioned on G as well.
 
-Priors are discretized logistics (training) or Laplaces (coding, see `neurocodec.models.idf`)
+Priors are discretized logistics (training) or Laplaces (coding, see `neurocodec.families.idf.codec`)
 with a mean and log-scale per latent from a small network. The same code runs in float mode
 (training: rounding with a straight-through gradient) and in `exact.exact_mode()` (coding:
 latents are float64 integers, networks integer, scales from `exact.fixed_exp`), where the
@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import exact
+from ... import exact
 
 IN_SCALE = 128.0  # latents enter networks as z / 128 (7 fractional bits: on the exact grid)
 LOG_SCALE_RANGE = (-3.0, 9.0)  # log-scales are clamped here, in training and coding alike

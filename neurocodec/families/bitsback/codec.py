@@ -32,12 +32,12 @@ import struct
 import numpy as np
 import torch
 
-from ..codec import Codec, one_thread, tile_grid
-from ..container import Header
-from ..entropy import AnsCoder, DiscretizedGaussian, DiscretizedLaplace
-from ..errors import FormatError
-from .. import exact
-from .bitsback_net import BitsBackNet, laplace_logp
+from ...codec import Codec, one_thread, tile_grid
+from ...container import Header
+from ...entropy import AnsCoder, DiscretizedGaussian, DiscretizedLaplace
+from ...errors import FormatError
+from ... import exact
+from .net import BitsBackNet, laplace_logp
 
 DELTA = 2.0**-5  # latent bin width (a power of two: bins are exact fixed-point values)
 Z_HALF = 512  # latent indices in [-512, 512]

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models.byte_lstm_net import BOS, ByteLSTM
-from .checkpoint import add_run, has_checkpoint, load_checkpoint, load_codec_folder, progress, save_checkpoint
+from .net import BOS, ByteLSTM
+from ...train.checkpoint import add_run, has_checkpoint, load_checkpoint, load_codec_folder, progress, save_checkpoint
 
 
 def read_text_files(path: str | Path) -> list[bytes]:
@@ -129,7 +129,7 @@ def _progress(info: dict, step: int, start: float, bytes_per_step: int) -> dict:
 def resume_state(spec: str) -> tuple[dict[str, torch.Tensor], dict]:
     """(float state, training record) from a checkpoint folder, a codec folder or a codec name:
     training resumes from whatever was saved or shipped last."""
-    from ..models.byte_lstm import float_net
+    from .codec import float_net
 
     if has_checkpoint(spec):
         return load_checkpoint(spec)
@@ -141,8 +141,8 @@ def resume_state(spec: str) -> tuple[dict[str, torch.Tensor], dict]:
 
 def export_codec(checkpoint: str | Path, folder: str | Path, name: str = "text") -> dict:
     """Turn a training checkpoint into a shipped codec folder (config.json + integer weights)."""
-    from .. import registry
-    from ..models.byte_lstm import default_config, export_weights
+    from ... import registry
+    from .codec import default_config, export_weights
 
     state, info = load_checkpoint(checkpoint)
     net = ByteLSTM(info["hidden"], info["embed"])

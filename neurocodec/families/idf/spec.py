@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from ..models.idf_net import BITS, IDF
-from .checkpoint import add_run, has_checkpoint, load_checkpoint, load_codec_folder, progress, save_checkpoint
-from .crops import RandomCrops, load_images
+from .net import BITS, IDF
+from ...train.checkpoint import add_run, has_checkpoint, load_checkpoint, load_codec_folder, progress, save_checkpoint
+from ...train.crops import RandomCrops, load_images
 
 ARCH_KEYS = ("levels", "couplings", "hidden")
 DEFAULT_ARCH = {"levels": 4, "couplings": [1, 2, 2, 2], "hidden": [24, 40, 64, 64]}
@@ -141,7 +141,7 @@ def resume_state(spec: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
 def export_codec(checkpoint: str | Path, folder: str | Path, name: str = "idf", half: bool = True) -> dict:
     """Turn a training checkpoint into a codec folder (config.json + weights.safetensors).
     `half`: ship float16 weights (exact mode rounds them to its own grid at load anyway)."""
-    from .. import registry
+    from ... import registry
 
     state, info = load_checkpoint(Path(checkpoint))
     build({k: info[k] for k in ARCH_KEYS}).load_state_dict(state)  # refuse a mismatched state

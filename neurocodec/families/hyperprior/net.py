@@ -4,7 +4,7 @@ One network serves every quality: a learned gain vector per rate level scales th
 before rounding (Cui et al. 2021, "Asymmetric gained deep image compression"), and an inverse
 gain undoes it before synthesis. Qualities between two trained levels interpolate the gains
 geometrically. The layers and entropy models are compressai's; the coding itself is done by
-`neurocodec.models.hyperprior` through neurocodec's entropy backend.
+`neurocodec.families.hyperprior.codec` through neurocodec's entropy backend.
 """
 
 from __future__ import annotations

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..codec import Codec, tile_grid
-from ..container import Header
-from ..entropy import Categorical, DiscretizedGaussian, RangeDecoder, RangeEncoder
-from ..errors import FormatError
-from .hyperprior_net import LAMBDAS, VariableRateHyperprior
+from ...codec import Codec, tile_grid
+from ...container import Header
+from ...entropy import Categorical, DiscretizedGaussian, RangeDecoder, RangeEncoder
+from ...errors import FormatError
+from .net import LAMBDAS, VariableRateHyperprior
 
 ACT_BITS = 12  # fractional bits of h_s activations
 WEIGHT_BITS = 16  # fractional bits of h_s weights

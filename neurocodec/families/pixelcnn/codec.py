@@ -27,12 +27,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..codec import Codec, one_thread, tile_grid
-from ..container import Header
-from ..entropy import Categorical, RangeDecoder, RangeEncoder
-from ..errors import FormatError
-from .. import exact
-from .pixelcnn_net import LOG_SCALE_MIN, CausalPixelModel
+from ...codec import Codec, one_thread, tile_grid
+from ...container import Header
+from ...entropy import Categorical, RangeDecoder, RangeEncoder
+from ...errors import FormatError
+from ... import exact
+from .net import LOG_SCALE_MIN, CausalPixelModel
 
 LEVEL = 32.0  # one pixel level in exact-mode units: (x - 128) / 128 * 2**12
 EDGES = (torch.arange(257, dtype=torch.float32) - 128) * LEVEL - LEVEL / 2  # lower edge of each level

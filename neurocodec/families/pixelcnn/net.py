@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import exact
+from ... import exact
 
 LOG_SCALE_MIN = -7.0  # in units of the normalized pixel value: e**-7 * 128 ~ 0.12 levels
 HALF_BIN = 1.0 / 256.0

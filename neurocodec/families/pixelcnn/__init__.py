@@ -1,0 +1,1 @@
+"""The `pixelcnn` family: net.py (the torch network), codec.py (coding), spec.py (training and export)."""

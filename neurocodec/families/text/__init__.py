@@ -1,0 +1,1 @@
+"""The `text` family: net.py (the torch network), codec.py (coding), spec.py (training and export)."""
