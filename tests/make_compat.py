@@ -25,17 +25,27 @@ OUT = HERE / "data" / "compat"
 MANIFEST = OUT / "manifest.json"
 
 
-def inputs(codec) -> dict[str, object]:
-    """Small real inputs: an odd-sized photo crop (a 1x1 too for lossless codecs), a text excerpt."""
+def inputs(codec) -> dict[str, dict]:
+    """Small real inputs, described so a test can rebuild them: an odd-sized photo crop (a 1x1
+    too for lossless codecs), a text excerpt and an empty text."""
     if codec.modality == "text":
-        text = (HERE / "data" / "text" / "walden_excerpt.txt").read_bytes()
-        return {"walden2k": text[:2000], "empty": b""}
-    with Image.open(HERE / "data" / "kodim05_crop.png") as im:
-        photo = np.asarray(im.convert("RGB"))
-    cases = {"kodim05_37x53": np.ascontiguousarray(photo[11:48, 20:73])}
+        return {"walden2k": {"file": "text/walden_excerpt.txt", "bytes": 2000},
+                "empty": {"file": "text/walden_excerpt.txt", "bytes": 0}}
+    cases = {"kodim05_37x53": {"file": "kodim05_crop.png", "rows": [11, 48], "cols": [20, 73]}}
     if codec.lossless:
-        cases["1x1"] = np.ascontiguousarray(photo[:1, :1])
+        cases["1x1"] = {"file": "kodim05_crop.png", "rows": [0, 1], "cols": [0, 1]}
     return cases
+
+
+def load_input(spec: dict):
+    """The input a fixture was made from."""
+    path = HERE / "data" / spec["file"]
+    if "bytes" in spec:
+        return path.read_bytes()[: spec["bytes"]]
+    with Image.open(path) as im:
+        photo = np.asarray(im.convert("RGB"))
+    (r0, r1), (c0, c1) = spec["rows"], spec["cols"]
+    return np.ascontiguousarray(photo[r0:r1, c0:c1])
 
 
 def main() -> None:
@@ -46,7 +56,8 @@ def main() -> None:
         codec = neurocodec.load_codec(name)
         digest = codec.weights_digest.hex()[:12]
         qualities = [None] if codec.lossless else [10, 50, 95]
-        for case, x in inputs(codec).items():
+        for case, spec in inputs(codec).items():
+            x = load_input(spec)
             for q in qualities:
                 stem = f"{name}-{digest}-{case}" + ("" if q is None else f"-q{q}")
                 if f"{stem}.ncd" in have:
@@ -60,8 +71,9 @@ def main() -> None:
                 else:
                     expected = f"{stem}.png"
                     Image.fromarray(out).save(OUT / expected)
-                manifest.append({"file": f"{stem}.ncd", "expected": expected, "codec": name,
-                                 "lossless": codec.lossless, "version": neurocodec.__version__})
+                entry = {"file": f"{stem}.ncd", "expected": expected, "codec": name, "lossless": codec.lossless,
+                         "version": neurocodec.__version__, "input": spec}
+                manifest.append(entry if q is None else dict(entry, quality=q))
                 print("wrote", stem)
     MANIFEST.write_text(json.dumps(manifest, indent=1) + "\n")
 
