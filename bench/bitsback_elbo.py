@@ -2,7 +2,7 @@
 
 Bits-back coding should cost the negative ELBO plus the initial bits, paid once per file. The
 encoder sums -log2 p(x|z1) p(z1|z2) p(z2) + log2 q(z1|x) q(z2|z1) of the distributions it codes
-with, at the latents its ANS pops drew (`BitsBackCodec.last_neg_elbo_bits`); this compares that
+with, at the latents its ANS pops drew (`codec.measure`); this compares that
 with the size of the real .ncd file and writes `bench/results/bitsback_elbo.md`.
 
     python bench/bitsback_elbo.py [IMAGES...]
@@ -30,9 +30,9 @@ def main() -> None:
     rows, file_bits, elbo_bits, subpixels = [], 0.0, 0.0, 0
     for path in args.images:
         img = load_image(path)
-        blob = codec.encode(img)
+        blob, elbo = codec.measure(img)
         assert np.array_equal(codec.decode(blob), img)
-        bits, elbo = 8 * len(blob), codec.last_neg_elbo_bits
+        bits = 8 * len(blob)
         rows.append([Path(path).name, f"{bits / img.size:.4f}", f"{elbo / img.size:.4f}", f"{100 * (bits / elbo - 1):+.2f}%"])
         file_bits, elbo_bits, subpixels = file_bits + bits, elbo_bits + elbo, subpixels + img.size
         print(*rows[-1], flush=True)

@@ -38,8 +38,7 @@ def photo23():
 
 @pytest.fixture(scope="module")
 def small_file(small, photo23):
-    blob = small.encode(photo23)
-    return blob, small.last_neg_elbo_bits
+    return small.measure(photo23)
 
 
 def test_round_trip_real_crops_and_odd_sizes(codec):
@@ -67,7 +66,7 @@ def test_codelength_is_the_elbo_on_chained_tiles(small, small_file, photo23):
 def test_initial_bits_are_paid_once(small, small_file, photo23):
     blob, neg_elbo = small_file
     first = small.encode(photo23[:64, :64])  # the first tile alone
-    seed = len(small.seed_words(64))
+    seed = len(small.stack_seed({"tile": 64}))
 
     def borrowed(b):  # seed words the stack dipped into: the initial-bits overhead
         return seed - int.from_bytes(container.unpack(b).chunks[0][:4], "little")
@@ -101,14 +100,14 @@ def test_files_do_not_depend_on_threads(codec, photo23):
 def test_wrong_decode_is_caught_by_checksum(codec, photo23, monkeypatch):
     img = photo23[:40, :40]
     blob = codec.encode(img)
-    real = BitsBackCodec.decode_tile
+    real = BitsBackCodec.decode_part
 
-    def off_by_one(self, stack, th, tw):
-        out = real(self, stack, th, tw)
-        out[0, 0, 0] ^= 1
+    def off_by_one(self, *args, **kw):
+        out = real(self, *args, **kw)
+        out[0][0, 0, 0] ^= 1
         return out
 
-    monkeypatch.setattr(BitsBackCodec, "decode_tile", off_by_one)
+    monkeypatch.setattr(BitsBackCodec, "decode_part", off_by_one)
     with pytest.raises(IntegrityError):
         codec.decode(blob)
 

@@ -26,8 +26,7 @@ def crop(photo_odd):
 
 @pytest.fixture(scope="module")
 def coded(codec, crop):
-    blob = codec.encode(crop)
-    return blob, codec.last_model_bits
+    return codec.measure(crop)
 
 
 @pytest.fixture(scope="module")

@@ -121,7 +121,7 @@ class LikelihoodCodec(Codec):
         params = self.params(arr, quality)
         chunks = []
         with self.running():
-            for part in self.plan(arr.shape, params):
+            for part in _progress(self.plan(arr.shape, params), "encoding"):
                 chunks.append(self.encode_part([arr[r] for r in part], params))
         return params, chunks
 
@@ -140,7 +140,7 @@ class LikelihoodCodec(Codec):
             raise FormatError(f"corrupted .ncd file: {len(chunks)} chunks where '{self.name}' codes {len(plan)} parts")
         out = np.empty(shape, dtype=np.uint8)
         with self.running():
-            for part, data in zip(plan, chunks):
+            for part, data in _progress(list(zip(plan, chunks)), "decoding"):
                 for region, value in zip(part, self.decode_part(data, [_shape(shape, r) for r in part], params)):
                     out[region] = value
         return out.tobytes() if self.modality == "text" else out
@@ -179,6 +179,15 @@ class LikelihoodCodec(Codec):
                 reader = self.reader(writer.to_bytes(), params, trace=True)
                 reader.expect = expect
                 self.part_step([v.shape for v in values], params).pop(reader)
+
+
+def _progress(items: list, desc: str):
+    """A progress bar over parts, on a terminal and only where there are several."""
+    if len(items) < 4:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=f"{desc} parts", unit="part", leave=False, disable=None)
 
 
 def _as_array(x: Any) -> np.ndarray:

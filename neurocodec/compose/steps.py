@@ -84,13 +84,15 @@ class _IO:
     def __init__(self, stream: Stream, decoding: bool, buffer: list | None = None):
         self.stream, self.decoding, self._buffer = stream, decoding, buffer
 
-    def code(self, dist: Distribution | Step, symbols: Any = None) -> np.ndarray:
+    def code(self, dist: Distribution | Step, symbols: Any = None, n: int | None = None) -> np.ndarray:
+        """`symbols` (the encoder's; the decoder's are placeholders, ignored) under `dist`;
+        `n` is their number where `dist` is one distribution shared by all of them."""
         if isinstance(dist, Step):
             if self._buffer is not None:
                 raise StepError(f"step '{self.stream.where}': a lockstep program on a stack codes distributions, not steps")
             return dist.pop(self.stream) if self.decoding else (dist.push(self.stream, symbols), symbols)[1]
         if self.decoding:
-            return self.stream.pop(dist)
+            return self.stream.pop(dist, n)
         if symbols is None:
             raise StepError(f"step '{self.stream.where}': the encoder must give the symbols it codes")
         symbols = np.asarray(symbols)

@@ -26,9 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...codec import Codec, tile_grid
-from ...container import Header
-from ...entropy import Categorical, DiscretizedGaussian, RangeDecoder, RangeEncoder
+from ...compose import Decoder, LikelihoodCodec, Lockstep
+from ...entropy import Categorical, DiscretizedGaussian
 from ...errors import FormatError
 from .net import LAMBDAS, VariableRateHyperprior
 
@@ -104,21 +103,13 @@ class IntegerHyperSynthesis:
 # --- the codec --------------------------------------------------------------------------
 
 
-def _progress(items: list, desc: str):
-    """A progress bar over tiles, on a terminal and only where there are several."""
-    if len(items) < 4:
-        return items
-    from tqdm import tqdm
+class HyperpriorCodec(LikelihoodCodec):
+    """Parts are tiles, each one `Lockstep`: z, then y given z."""
 
-    return tqdm(items, desc=f"{desc} tiles", unit="tile", leave=False, disable=None)
-
-
-class HyperpriorCodec(Codec):
-    modality = "image"
-    lossless = False
+    exact = False  # g_a and g_s run in float on all threads; h_s is integer by construction
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
-        super().__init__(config, weights_digest)
+        super().__init__(config["name"], config=config, weights_digest=weights_digest, lossless=False)
         self.default_quality = int(config.get("default_quality", 50))
         self.bench_qualities = tuple(config.get("bench_qualities", ()))
         self.tile = int(config.get("tile", 1024))
@@ -167,8 +158,44 @@ class HyperpriorCodec(Codec):
     def _z_dists(self) -> list[Categorical]:
         return [Categorical(p, lo=-Z_HALF_RANGE) for p in self.z_pmf]
 
+    def _y_dist(self, mu: torch.Tensor, sigma: torch.Tensor) -> DiscretizedGaussian:
+        return DiscretizedGaussian(np.zeros(mu.numel()), sigma.numpy().ravel(), -Y_HALF_RANGE, Y_HALF_RANGE)
+
+    # --- one tile ------------------------------------------------------------------------
+    def params(self, x, quality: int) -> dict:
+        return {"quality": quality, "tile": self.tile}
+
+    def check_params(self, params: dict) -> dict:
+        q, t = params.get("quality"), params.get("tile")
+        if not (isinstance(q, int) and 1 <= q <= 100 and isinstance(t, int) and t > 0 and t % 64 == 0):
+            raise FormatError("corrupted .ncd file: invalid hyperprior parameters")
+        return params
+
+    def part_step(self, shapes, params) -> Lockstep:
+        gain, inv_gain = self.gains(params["quality"])
+        h, w = shapes[0][:2]
+        return Lockstep(lambda io, tiles: self._tile(io, gain, inv_gain, h, w, tiles), name="tile")
+
+    def _tile(self, io, gain, inv_gain, h: int, w: int, tiles) -> list[np.ndarray]:
+        known = None if io.decoding else self.analyse(tiles[0], gain)
+        _, y_sym, mu = self._latents(io, gain, h, w, known)
+        return [self.synthesize(y_sym, mu, inv_gain, h, w)] if io.decoding else tiles
+
+    def _latents(self, io, gain, h: int, w: int, known=None) -> tuple[torch.Tensor, ...]:
+        """z (one categorical table per channel), then y under the Gaussians z gives."""
+        hz, wz = -(-h // 64), -(-w // 64)
+        z_sym = np.stack([
+            np.asarray(io.code(d, None if known is None else known[0][c].ravel(), n=hz * wz)).reshape(hz, wz)
+            for c, d in enumerate(self._z_dists())
+        ])
+        z_sym = torch.from_numpy(z_sym.astype(np.int64))[None].double()
+        mu, sigma = self.gaussian_params(z_sym, gain)
+        y_sym = io.code(self._y_dist(mu, sigma), None if known is None else known[1].ravel())
+        return z_sym, torch.from_numpy(np.asarray(y_sym, dtype=np.int64).reshape(mu.shape)).double(), mu
+
     @torch.no_grad()
-    def encode_tile(self, x: np.ndarray, gain: torch.Tensor) -> bytes:
+    def analyse(self, x: np.ndarray, gain: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """The z and y symbols of a tile (encoder only)."""
         h, w = x.shape[:2]
         t = torch.tensor(x, device=self.device).permute(2, 0, 1)[None].float() / 255.0
         t = F.pad(t, (0, -w % 64, 0, -h % 64), mode="replicate")
@@ -177,62 +204,19 @@ class HyperpriorCodec(Codec):
         y = y.cpu()
         medians = self.z_median_q[None, :, None, None] / 2**ACT_BITS
         z_sym = torch.round(z.double() - medians).clamp(-Z_HALF_RANGE, Z_HALF_RANGE)
-        mu, sigma = self.gaussian_params(z_sym, gain)
+        mu, _ = self.gaussian_params(z_sym, gain)
         y_sym = torch.round(y.double() * gain - mu).clamp(-Y_HALF_RANGE, Y_HALF_RANGE)
-
-        enc = RangeEncoder()
-        z_np = z_sym[0].numpy().astype(np.int64)
-        for c, dist in enumerate(self._z_dists()):
-            enc.encode(z_np[c].ravel(), dist)
-        enc.encode(y_sym.numpy().ravel().astype(np.int64), self._y_dist(mu, sigma))
-        return enc.to_bytes()
-
-    def _y_dist(self, mu: torch.Tensor, sigma: torch.Tensor) -> DiscretizedGaussian:
-        return DiscretizedGaussian(np.zeros(mu.numel()), sigma.numpy().ravel(), -Y_HALF_RANGE, Y_HALF_RANGE)
-
-    def decode_latents(self, data: bytes, h: int, w: int, gain: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The tile's z and y symbols, exactly as the encoder had them, and mu."""
-        hz, wz = -(-h // 64), -(-w // 64)
-        dec = RangeDecoder(data)
-        z_sym = np.stack([dec.decode(d, hz * wz).reshape(hz, wz) for d in self._z_dists()])
-        z_sym = torch.from_numpy(z_sym)[None].double()
-        mu, sigma = self.gaussian_params(z_sym, gain)
-        y_sym = torch.from_numpy(dec.decode(self._y_dist(mu, sigma)).reshape(mu.shape)).double()
-        return z_sym, y_sym, mu
+        return z_sym[0].numpy().astype(np.int64), y_sym.numpy().astype(np.int64)
 
     @torch.no_grad()
-    def decode_tile(self, data: bytes, h: int, w: int, gain: torch.Tensor, inv_gain: torch.Tensor) -> np.ndarray:
-        _, y_sym, mu = self.decode_latents(data, h, w, gain)
+    def synthesize(self, y_sym: torch.Tensor, mu: torch.Tensor, inv_gain: torch.Tensor, h: int, w: int) -> np.ndarray:
         y_hat = ((y_sym + mu) * inv_gain).float().to(self.device)
         x_hat = self.net.g_s(y_hat.contiguous(memory_format=torch.channels_last))[0, :, :h, :w]
         return (x_hat.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
-    # Codec interface -------------------------------------------------------------------
-    def encode_chunks(self, img: np.ndarray, quality: int) -> tuple[dict, list[bytes]]:
-        gain, _ = self.gains(quality)
-        tiles = tile_grid(img.shape[0], img.shape[1], self.tile)
-        chunks = [self.encode_tile(img[r : r + th, c : c + tw], gain) for r, c, th, tw in _progress(tiles, "encoding")]
-        return {"quality": quality, "tile": self.tile}, chunks
-
-    def decode_chunks(self, header: Header, chunks: list[bytes]) -> np.ndarray:
-        quality, tile = self._header_params(header)
-        height, width, _ = header.shape
-        tiles = tile_grid(height, width, tile)
-        if len(tiles) != len(chunks):
-            raise FormatError(f"corrupted .ncd file: {len(chunks)} chunks for {len(tiles)} tiles")
-        gain, inv_gain = self.gains(quality)
-        out = np.empty((height, width, 3), dtype=np.uint8)
-        for (r, c, th, tw), data in _progress(list(zip(tiles, chunks)), "decoding"):
-            out[r : r + th, c : c + tw] = self.decode_tile(data, th, tw, gain, inv_gain)
-        return out
-
-    @staticmethod
-    def _header_params(header: Header) -> tuple[int, int]:
-        p = header.params
-        q, t = p.get("quality"), p.get("tile")
-        if not (isinstance(q, int) and 1 <= q <= 100 and isinstance(t, int) and t > 0 and t % 64 == 0):
-            raise FormatError("corrupted .ncd file: invalid hyperprior parameters")
-        return q, t
+    def decode_latents(self, data: bytes, h: int, w: int, gain: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The tile's z and y symbols, exactly as the encoder had them, and mu."""
+        return Lockstep(lambda io, _: self._latents(io, gain, h, w), name="tile").pop(Decoder(data))
 
 
 # --- weights: training state <-> shipped state ------------------------------------------

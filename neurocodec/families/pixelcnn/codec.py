@@ -13,8 +13,8 @@ codes R, then G (conditioned on R), then B of all of them. A 768x512 image takes
 instead of 393,216 network passes, and the wavefront itself costs no bits. Shorter tiles
 (`stripe`) would mean fewer, larger steps, but they bought no speed, as the time goes into
 the per-pixel mixture tables, and 64-row stripes cost 0.8 % in bits
-(bench/results/pixelcnn_stripes.md), so tiles are 1024 x 1024. Encoder and decoder run the
-same loop (`_lockstep`), the encoder with the pixels known.
+(bench/results/pixelcnn_stripes.md), so tiles are 1024 x 1024. The wavefront is one
+`compose.Lockstep` program: encoder and decoder run it, the encoder with the pixels known.
 
 Determinism. The network runs in exact mode (neurocodec.exact), the logistic CDFs and mixture
 weights come from fixed tables, and the only float operations left (products, differences
@@ -27,11 +27,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...codec import Codec, one_thread, tile_grid
-from ...container import Header
-from ...entropy import Categorical, RangeDecoder, RangeEncoder
-from ...errors import FormatError
 from ... import exact
+from ...codec import tile_grid
+from ...compose import LikelihoodCodec, Lockstep
+from ...entropy import Categorical
+from ...errors import FormatError
 from .net import LOG_SCALE_MIN, CausalPixelModel
 
 LEVEL = 32.0  # one pixel level in exact-mode units: (x - 128) / 128 * 2**12
@@ -80,92 +80,64 @@ def wavefront(sizes: list[tuple[int, int]], slope: int) -> tuple[np.ndarray, np.
     return tile, row, col, starts
 
 
-class PixelCNNCodec(Codec):
-    modality = "image"
-    lossless = True
+class PixelCNNCodec(LikelihoodCodec):
+    """Parts are groups of up to `group` tiles; each group is one wavefront `Lockstep`."""
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
-        super().__init__(config, weights_digest)
+        super().__init__(config["name"], config=config, weights_digest=weights_digest)
         self.net = CausalPixelModel(**config["arch"])
         self.net.load_state_dict({k: v.float() for k, v in weights.items()})
         self.net.eval()
         self.stripe = int(config.get("stripe", DEFAULTS["stripe"]))
         self.tile_width = int(config.get("tile_width", DEFAULTS["tile_width"]))
         self.group = int(config.get("group", DEFAULTS["group"]))
-        self.last_model_bits = 0.0  # -log2 p of the last image coded or decoded, for tests and benchmarks
 
-    # --- layout ----------------------------------------------------------------------
-    def _groups(self, height: int, width: int, p: dict) -> list[list[tuple[int, int, int, int]]]:
-        tiles = tile_grid(height, width, p["stripe"], p["tile_width"])
-        return [tiles[i : i + p["group"]] for i in range(0, len(tiles), p["group"])]
+    def params(self, x, quality) -> dict:
+        return {"stripe": self.stripe, "tile_width": self.tile_width, "group": self.group}
 
-    # --- coding ----------------------------------------------------------------------
-    def encode_chunks(self, x: np.ndarray, quality) -> tuple[dict, list[bytes]]:
-        params = {"stripe": self.stripe, "tile_width": self.tile_width, "group": self.group}
-        chunks, self.last_model_bits = [], 0.0
-        for group in self._groups(x.shape[0], x.shape[1], params):
-            enc = RangeEncoder()
-
-            def code(k, pmf, rows, cols, enc=enc):
-                sym = x[rows, cols, k].astype(np.int64)
-                enc.encode(sym, Categorical(pmf.numpy()))
-                return sym
-
-            self._lockstep(group, code)
-            chunks.append(enc.to_bytes())
-        return params, chunks
-
-    def decode_chunks(self, header: Header, chunks: list[bytes]) -> np.ndarray:
-        height, width, _ = header.shape
+    def check_params(self, params: dict) -> dict:
         try:
-            params = {k: int(header.params[k]) for k in DEFAULTS}
+            p = {k: int(params[k]) for k in DEFAULTS}
         except (KeyError, TypeError, ValueError):
             raise FormatError("pixelcnn file lacks its tiling parameters") from None
-        if min(params.values()) < 1:
+        if min(p.values()) < 1:
             raise FormatError("pixelcnn file has invalid tiling parameters")
-        groups = self._groups(height, width, params)
-        if len(chunks) != len(groups):
-            raise FormatError(f"pixelcnn file has {len(chunks)} groups, the image needs {len(groups)}")
-        out = np.zeros((height, width, 3), dtype=np.uint8)
-        self.last_model_bits = 0.0
-        for group, data in zip(groups, chunks):
-            dec = RangeDecoder(data)
+        return p
 
-            def code(k, pmf, rows, cols, dec=dec):
-                sym = dec.decode(Categorical(pmf.numpy()))
-                out[rows, cols, k] = sym
-                return sym
+    def plan(self, shape, p):
+        tiles = [(slice(r, r + h), slice(c, c + w)) for r, c, h, w in tile_grid(shape[0], shape[1], p["stripe"], p["tile_width"])]
+        return [tiles[i : i + p["group"]] for i in range(0, len(tiles), p["group"])]
 
-            self._lockstep(group, code)
-        return out
+    def part_step(self, shapes, p) -> Lockstep:
+        return Lockstep(lambda io, tiles: self._wavefront(io, [s[:2] for s in shapes], tiles), name="wavefront")
 
-    def _lockstep(self, group: list[tuple[int, int, int, int]], code) -> None:
-        """Run the wavefront over the tiles of `group`; `code(k, pmf, rows, cols)` codes
-        channel k of the pixels at those image coordinates and returns their values."""
+    def _wavefront(self, io, sizes: list[tuple[int, int]], tiles: list[np.ndarray] | None) -> list[np.ndarray]:
+        """Code the tiles of a group along one wavefront: at each step, every pixel on it in
+        every tile, channel by channel (R, then G given R, then B given both)."""
         net, rad = self.net, self.net.radius
-        sizes = [(h, w) for _, _, h, w in group]
         tile, row, col, starts = wavefront(sizes, rad + 1)
         hmax, wmax = max(h for h, _ in sizes), max(w for _, w in sizes)
-        top = np.array([r for r, _, _, _ in group])[tile] + row  # image coordinates of each pixel
-        left = np.array([c for _, c, _, _ in group])[tile] + col
+        pixels = np.zeros((len(sizes), hmax, wmax, 3), dtype=np.int64)  # the symbols, known or decoded
+        if tiles is not None:
+            for i, t in enumerate(tiles):
+                pixels[i, : t.shape[0], : t.shape[1]] = t
         # channels-last canvas of every tile, zero (= level 128) padded above and on both sides
-        canvas = torch.zeros(len(group), hmax + rad, wmax + 2 * rad, 3, dtype=torch.float64)
+        canvas = torch.zeros(len(sizes), hmax + rad, wmax + 2 * rad, 3, dtype=torch.float64)
         dy = torch.arange(rad + 1)[None, :, None]
         dx = torch.arange(2 * rad + 1)[None, None, :]
-        with torch.no_grad(), exact.exact_mode(), one_thread():
-            for t in range(len(starts) - 1):
-                a, b = starts[t], starts[t + 1]
-                if a == b:
-                    continue
-                T, R, C = (torch.from_numpy(v[a:b])[:, None, None] for v in (tile, row, col))
-                patches = canvas[T, R + dy, C + dx].permute(0, 3, 1, 2)  # (N, 3, rad+1, 2rad+1)
-                h = net.features(patches)
-                pixel = torch.zeros(b - a, 3, 1, 1, dtype=torch.float64)
-                for k in range(3):
-                    p = net.head(k, h, pixel)[:, :, 0, 0]
-                    pmf = mixture_pmf(p, net.mixtures)
-                    sym = torch.as_tensor(np.asarray(code(k, pmf, top[a:b], left[a:b])), dtype=torch.long)
-                    self.last_model_bits -= float(torch.log2(pmf.gather(1, sym[:, None]) / pmf.sum(1, keepdim=True)).sum())
-                    value = (sym.double() - 128) * LEVEL
-                    pixel[:, k, 0, 0] = value
-                    canvas[T[:, 0, 0], R[:, 0, 0] + rad, C[:, 0, 0] + rad, k] = value
+        for t in range(len(starts) - 1):
+            a, b = starts[t], starts[t + 1]
+            if a == b:
+                continue
+            T, R, C = (torch.from_numpy(v[a:b])[:, None, None] for v in (tile, row, col))
+            patches = canvas[T, R + dy, C + dx].permute(0, 3, 1, 2)  # (N, 3, rad+1, 2rad+1)
+            h = net.features(patches)
+            pixel = torch.zeros(b - a, 3, 1, 1, dtype=torch.float64)
+            for k in range(3):
+                pmf = mixture_pmf(net.head(k, h, pixel)[:, :, 0, 0], net.mixtures)
+                sym = io.code(Categorical(pmf.numpy()), pixels[tile[a:b], row[a:b], col[a:b], k])
+                pixels[tile[a:b], row[a:b], col[a:b], k] = sym
+                value = (torch.as_tensor(np.asarray(sym), dtype=torch.float64) - 128) * LEVEL
+                pixel[:, k, 0, 0] = value
+                canvas[T[:, 0, 0], R[:, 0, 0] + rad, C[:, 0, 0] + rad, k] = value
+        return [pixels[i, :h, :w].astype(np.uint8) for i, (h, w) in enumerate(sizes)]

@@ -25,9 +25,8 @@ import math
 import numpy as np
 import torch
 
-from ...codec import Codec
-from ...container import Header
-from ...entropy import Categorical, RangeDecoder, RangeEncoder
+from ...compose import LikelihoodCodec, Lockstep
+from ...entropy import Categorical
 from ...errors import FormatError
 from .net import BOS, ByteLSTM
 from .context_mix import ContextMixer
@@ -157,12 +156,13 @@ def plan(n: int, chunk: int, group: int) -> list[list[tuple[int, int]]]:
 # --- the codec -------------------------------------------------------------------------
 
 
-class TextCodec(Codec):
-    modality = "text"
-    lossless = True
+class TextCodec(LikelihoodCodec):
+    """Parts are groups of chunks; each group is one `Lockstep` over its chunks side by side."""
+
+    exact = False  # the integer LSTM is exact by construction, on any number of threads
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
-        super().__init__(config, weights_digest)
+        super().__init__(config["name"], config=config, weights_digest=weights_digest, modality="text")
         self.chunk = int(config.get("chunk", DEFAULT_CHUNK))
         self.group = int(config.get("group", DEFAULT_GROUP))
         self.streams = int(config.get("streams", DEFAULT_STREAMS))
@@ -175,87 +175,68 @@ class TextCodec(Codec):
         self.net = IntegerByteLSTM(self._weights, device)
         return self
 
-    def encode_chunks(self, data: bytes, quality: int | None) -> tuple[dict, list[bytes]]:
-        chunk = chunk_length(len(data), self.chunk, self.streams)
-        buf = np.frombuffer(data, dtype=np.uint8)
-        streams = []
-        for spans in plan(len(data), chunk, self.group):
-            coded = self._encode_group(buf, spans, self.context)
-            raw = data[spans[0][0] : spans[-1][0] + spans[-1][1]]
-            streams.append(CODED + coded if len(coded) < len(raw) else STORED + raw)
-        return {"chunk": chunk, "group": self.group, "context": self.context}, streams
+    # --- layout --------------------------------------------------------------------------
+    def params(self, data: np.ndarray, quality) -> dict:
+        return {"chunk": chunk_length(len(data), self.chunk, self.streams), "group": self.group, "context": self.context}
 
-    def decode_chunks(self, header: Header, chunks: list[bytes]) -> bytes:
-        n = header.shape[0]
-        chunk, group, context = _params(header)
-        groups = plan(n, chunk, group)
-        if len(groups) != len(chunks):
-            raise FormatError(f"corrupted file: {len(chunks)} coded groups where {len(groups)} were expected")
-        out = np.empty(n, dtype=np.uint8)
-        for spans, data in zip(groups, chunks):
-            start, end = spans[0][0], spans[-1][0] + spans[-1][1]
-            if data[:1] == STORED and len(data) == 1 + end - start:
-                out[start:end] = np.frombuffer(data, dtype=np.uint8, offset=1)
-            elif data[:1] == CODED:
-                self._decode_group(data[1:], spans, out, context)
-            else:
-                raise FormatError("corrupted file: a text group has an unknown mode or length")
-        return out.tobytes()
+    def check_params(self, params: dict) -> dict:
+        try:
+            chunk, group = int(params["chunk"]), int(params["group"])
+            context = dict(params["context"])
+            ContextMixer(0, **context)  # validates
+        except (KeyError, TypeError, ValueError):
+            raise FormatError("corrupted file: text coding parameters are missing or invalid") from None
+        if chunk < 1 or group < 1:
+            raise FormatError("corrupted file: invalid text chunking parameters")
+        return {"chunk": chunk, "group": group, "context": context}
 
-    def _encode_group(self, buf: np.ndarray, spans: list[tuple[int, int]], context: dict) -> bytes:
-        enc = RangeEncoder()
+    def plan(self, shape, p):
+        return [[(slice(s, s + n),) for s, n in spans] for spans in plan(shape[0], p["chunk"], p["group"])]
 
-        def code(probs: np.ndarray, positions: np.ndarray) -> np.ndarray:
-            symbols = buf[positions]
-            enc.encode(symbols, Categorical(probs))
-            return symbols
+    def part_step(self, shapes, p) -> Lockstep:
+        sizes = [s[0] for s in shapes]
+        return Lockstep(lambda io, chunks: self._lockstep(io, sizes, chunks, p["context"]), name="chunks")
 
-        self._lockstep(spans, context, code)
-        return enc.to_bytes()
+    # --- a group's chunk: CODED + range-coded stream, or STORED + its bytes ----------------
+    def encode_part(self, values, params, **kw) -> bytes:
+        coded = super().encode_part(values, params, **kw)
+        raw = b"".join(v.tobytes() for v in values)
+        return CODED + coded if len(coded) < len(raw) else STORED + raw
 
-    def _decode_group(self, data: bytes, spans: list[tuple[int, int]], out: np.ndarray, context: dict) -> None:
-        dec = RangeDecoder(data)
-
-        def code(probs: np.ndarray, positions: np.ndarray) -> np.ndarray:
-            symbols = dec.decode(Categorical(probs))
-            out[positions] = symbols
-            return symbols
-
-        self._lockstep(spans, context, code)
+    def decode_part(self, data, shapes, params, **kw):
+        sizes = [s[0] for s in shapes]
+        if data[:1] == STORED and len(data) == 1 + sum(sizes):
+            raw = np.frombuffer(data, dtype=np.uint8, offset=1)
+            return np.split(raw, np.cumsum(sizes)[:-1])
+        if data[:1] == CODED:
+            return super().decode_part(data[1:], shapes, params, **kw)
+        raise FormatError("corrupted file: a text group has an unknown mode or length")
 
     @torch.no_grad()
-    def _lockstep(self, spans: list[tuple[int, int]], context: dict, code) -> None:
-        """Step every chunk of a group together; `code(probs, positions)` codes the bytes at
-        `positions` (one per active chunk) under `probs` and returns them. Encoder and decoder
-        share this loop, so they cannot drift apart."""
-        starts = np.array([s for s, _ in spans])
-        lengths = np.array([n for _, n in spans])
-        prev, h, c = self.net.initial_state(len(spans))
-        mixer = ContextMixer(len(spans), **context)
-        for t in range(int(lengths.max())):
+    def _lockstep(self, io, sizes: list[int], chunks: list[np.ndarray] | None, context: dict) -> list[np.ndarray]:
+        """Step every chunk of a group together: byte t of every chunk still running, under
+        the network's prediction mixed with the group's own statistics."""
+        lengths = np.array(sizes)
+        data = np.zeros((len(sizes), int(lengths.max())), dtype=np.uint8)
+        if chunks is not None:
+            for i, chunk in enumerate(chunks):
+                data[i, : len(chunk)] = chunk
+        prev, h, c = self.net.initial_state(len(sizes))
+        mixer = ContextMixer(len(sizes), **context)
+        for t in range(data.shape[1]):
             active = int((lengths > t).sum())  # only the last chunk of an input may be short
             probs, h, c = self._predict(mixer, prev[:active], h[:active], c[:active])
-            symbols = code(probs, starts[:active] + t)
+            symbols = io.code(Categorical(probs), data[:active, t])
+            data[:active, t] = symbols
             mixer.update(symbols)
-            prev = torch.from_numpy(symbols.astype(np.int64)).to(self.net.device)
+            prev = torch.from_numpy(np.asarray(symbols, dtype=np.int64)).to(self.net.device)
+        return [data[i, :n] for i, n in enumerate(sizes)]
 
     def _predict(self, mixer: ContextMixer, prev, h, c) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
         """The next-byte distributions the coder uses: network, then document statistics."""
         weights, h, c = self.net.step(prev, h, c)
         w = weights.cpu().numpy()
         return mixer.mix(w / w.sum(axis=1, keepdims=True)), h, c
-
-
-def _params(header: Header) -> tuple[int, int, dict]:
-    try:
-        chunk, group = int(header.params["chunk"]), int(header.params["group"])
-        context = dict(header.params["context"])
-        ContextMixer(0, **context)  # validates
-    except (KeyError, TypeError, ValueError):
-        raise FormatError("corrupted file: text coding parameters are missing or invalid") from None
-    if chunk < 1 or group < 1:
-        raise FormatError("corrupted file: invalid text chunking parameters")
-    return chunk, group, context
 
 
 def default_config(name: str, net: ByteLSTM) -> dict:
