@@ -1,4 +1,10 @@
-"""How a named codec is found, loaded and verified.
+"""How a named codec is found, loaded and verified, and how families make themselves known.
+
+A family is a codec class that registers itself with the `family` decorator, naming its
+training spec (for `neurocodec train FAMILY`) and its typed config. neurocodec finds its own
+families as the packages of `neurocodec/families/` and other packages' through the Python
+entry-point group `neurocodec.families` (name = family, value = the module that registers
+it), and imports a family's module only when a codec of that family is loaded or trained.
 
 A codec is a folder `<name>/` holding `config.json` (its family, name, modality and
 settings), `weights.safetensors` and `MODEL_CARD.md`. Folders are looked up, in order, in
@@ -23,14 +29,83 @@ CONFIG = "config.json"
 WEIGHTS = "weights.safetensors"
 CARD = "MODEL_CARD.md"
 
-# family -> "module:class"; each class takes (config, weights, weights_digest)
-FAMILIES = {
-    "hyperprior": "neurocodec.families.hyperprior.codec:HyperpriorCodec",
-    "byte_lstm": "neurocodec.families.text.codec:TextCodec",
-    "pixelcnn": "neurocodec.families.pixelcnn.codec:PixelCNNCodec",
-    "idf": "neurocodec.families.idf.codec:IDFCodec",
-    "bitsback": "neurocodec.families.bitsback.codec:BitsBackCodec",
-}
+ENTRY_POINTS = "neurocodec.families"
+_FAMILIES: dict[str, type] = {}  # family name (and aliases) -> codec class, filled by `family`
+
+
+def family(name: str, *, spec: str | None = None, config: type | None = None, aliases: tuple[str, ...] = ()):
+    """Class decorator: register a codec class as family `name`. `spec` is "module:Class" of
+    its `train.spec.TrainSpec`; `config` a dataclass that config.json must fit (checked at
+    load, so a wrong or missing setting is reported by name)."""
+
+    def register(cls):
+        cls.family, cls.train_spec, cls.config_type = name, spec, config
+        for n in (name, *aliases):
+            _FAMILIES[n] = cls
+        return cls
+
+    return register
+
+
+def family_sources() -> dict[str, str]:
+    """Every known family and the module that registers it, without importing any."""
+    import importlib.metadata
+    import pkgutil
+
+    from . import families as builtin
+
+    found = {m.name: f"{builtin.__name__}.{m.name}.codec" for m in pkgutil.iter_modules(builtin.__path__) if m.ispkg}
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINTS):
+        found.setdefault(ep.name, ep.value.split(":")[0])
+    return found
+
+
+def codec_class(name: str) -> type:
+    """The codec class of family `name`, importing the module that registers it."""
+    if name not in _FAMILIES:
+        sources = family_sources()
+        for module in [sources[name]] if name in sources else sources.values():  # an alias: look everywhere
+            try:
+                importlib.import_module(module)
+            except ImportError as e:
+                raise NeurocodecError(f"family '{name}' cannot be loaded ({module}: {e})") from None
+            if name in _FAMILIES:
+                break
+    if name not in _FAMILIES:
+        raise NeurocodecError(f"unknown codec family '{name}' (known: {', '.join(sorted(family_sources()))})")
+    return _FAMILIES[name]
+
+
+def train_spec(name: str):
+    """The `TrainSpec` class of family `name`."""
+    cls = codec_class(name)
+    if not cls.train_spec:
+        raise NeurocodecError(f"family '{name}' has no training spec")
+    module, attr = cls.train_spec.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def check_config(cls: type, name: str, config: dict) -> None:
+    """A codec folder's config.json against its family's typed config."""
+    import dataclasses
+
+    if cls.config_type is None:
+        return
+    fields = {f.name: f for f in dataclasses.fields(cls.config_type)}
+    required = {n for n, f in fields.items() if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    missing = required - config.keys()
+    if missing:
+        raise NeurocodecError(f"codec '{name}': {CONFIG} lacks {', '.join(sorted(missing))}")
+    types = {"int": int, "float": (int, float), "str": str, "dict": dict, "list": list, "bool": bool}
+    for key, f in fields.items():
+        want = types.get(f.type if isinstance(f.type, str) else getattr(f.type, "__name__", ""))
+        if key in config and want and (not isinstance(config[key], want) or isinstance(config[key], bool) and want is int):
+            raise NeurocodecError(f"codec '{name}': '{key}' in {CONFIG} must be {f.type}, got {config[key]!r}")
+    try:
+        cls.config_type(**{k: v for k, v in config.items() if k in fields})
+    except (TypeError, ValueError) as e:
+        raise NeurocodecError(f"codec '{name}': invalid {CONFIG} ({e})") from None
+
 
 # what `compress` uses when no codec is named; lossless images get the best one installed
 DEFAULTS = {("image", False): "hyperprior", ("text", True): "text", ("text", False): "text"}
@@ -127,16 +202,13 @@ def _load_installed(name: str) -> Codec:
 
     folder = codec_folder(name)
     config = read_config(name)
-    family = config.get("family")
-    if family not in FAMILIES:
-        raise NeurocodecError(f"codec '{name}' is of unknown family '{family}'")
+    cls = codec_class(str(config.get("family")))
+    check_config(cls, name, config)
     path = folder / config.get("weights", WEIGHTS)
     digest = file_digest(path)
     if config.get("weights_sha256") != digest.hex():
         raise NeurocodecError(f"codec '{name}' is damaged: {path.name} does not match its SHA-256 in {CONFIG}")
-    module, cls = FAMILIES[family].split(":")
-    codec_class = getattr(importlib.import_module(module), cls)
-    return codec_class(config, load_file(str(path)), digest)
+    return cls(config, load_file(str(path)), digest)
 
 
 def best_codec(modality: str, lossless: bool, metric: str) -> str | None:

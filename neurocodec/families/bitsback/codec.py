@@ -26,6 +26,8 @@ known to the decoder and not coded) are chained on one stack; a chunk holds up t
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import math
 
 import numpy as np
@@ -33,6 +35,7 @@ import torch
 
 from ... import exact
 from ...codec import tile_grid
+from ... import registry
 from ...compose import BitsBack, Each, LikelihoodCodec, Lockstep, Symbols, seed_words
 from ...entropy import DiscretizedGaussian, DiscretizedLaplace
 from ...errors import FormatError
@@ -44,6 +47,14 @@ PRECISION = 24  # constriction's default ANS precision: a pop takes at most 24 b
 SEED = 0x6269_7473  # "bits"
 
 
+@dataclass
+class BitsBackConfig:
+    arch: dict
+    tile: int = 128
+    chunk_pixels: int = 1 << 21
+
+
+@registry.family("bitsback", spec="neurocodec.families.bitsback.spec:BitsBackSpec", config=BitsBackConfig)
 class BitsBackCodec(LikelihoodCodec):
     """Parts are chunks of tiles chained on one ANS stack; each tile is two nested
     `compose.BitsBack` steps (Bit-Swap)."""

@@ -20,12 +20,15 @@ and so the file, never do.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import math
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ... import registry
 from ...compose import Decoder, LikelihoodCodec, Lockstep
 from ...entropy import Categorical, DiscretizedGaussian
 from ...errors import FormatError
@@ -103,6 +106,17 @@ class IntegerHyperSynthesis:
 # --- the codec --------------------------------------------------------------------------
 
 
+@dataclass
+class HyperpriorConfig:
+    N: int
+    M: int
+    levels: int
+    tile: int = 1024
+    default_quality: int = 50
+    bench_qualities: list = field(default_factory=list)
+
+
+@registry.family("hyperprior", spec="neurocodec.families.hyperprior.spec:HyperpriorSpec", config=HyperpriorConfig)
 class HyperpriorCodec(LikelihoodCodec):
     """Parts are tiles, each one `Lockstep`: z, then y given z."""
 

@@ -16,11 +16,14 @@ thread count and tile. The container's content checksum verifies every decoded i
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ... import exact
+from ... import registry
 from ...compose import LikelihoodCodec, Step
 from ...entropy import Categorical, DiscretizedLaplace
 from ...errors import FormatError
@@ -87,6 +90,16 @@ class FlowTile(Step):
         return [x.permute(1, 2, 0).numpy().astype(np.uint8)]
 
 
+@dataclass
+class IDFConfig:
+    levels: int
+    couplings: list
+    hidden: list
+    scale_factor: float
+    tile: int = 512
+
+
+@registry.family("idf", spec="neurocodec.families.idf.spec:IDFSpec", config=IDFConfig)
 class IDFCodec(LikelihoodCodec):
     """Parts are tiles, each one `FlowTile`."""
 

@@ -24,11 +24,14 @@ probability tables given to constriction are identical on every machine.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 
 from ... import exact
 from ...codec import tile_grid
+from ... import registry
 from ...compose import LikelihoodCodec, Lockstep
 from ...entropy import Categorical
 from ...errors import FormatError
@@ -80,6 +83,15 @@ def wavefront(sizes: list[tuple[int, int]], slope: int) -> tuple[np.ndarray, np.
     return tile, row, col, starts
 
 
+@dataclass
+class PixelCNNConfig:
+    arch: dict
+    stripe: int = DEFAULTS["stripe"]
+    tile_width: int = DEFAULTS["tile_width"]
+    group: int = DEFAULTS["group"]
+
+
+@registry.family("pixelcnn", spec="neurocodec.families.pixelcnn.spec:PixelCNNSpec", config=PixelCNNConfig)
 class PixelCNNCodec(LikelihoodCodec):
     """Parts are groups of up to `group` tiles; each group is one wavefront `Lockstep`."""
 

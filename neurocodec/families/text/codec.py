@@ -20,11 +20,14 @@ normalizes the same way everywhere.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import math
 
 import numpy as np
 import torch
 
+from ... import registry
 from ...compose import LikelihoodCodec, Lockstep
 from ...entropy import Categorical
 from ...errors import FormatError
@@ -156,6 +159,17 @@ def plan(n: int, chunk: int, group: int) -> list[list[tuple[int, int]]]:
 # --- the codec -------------------------------------------------------------------------
 
 
+@dataclass
+class TextConfig:
+    hidden: int
+    embed: int
+    chunk: int = DEFAULT_CHUNK
+    streams: int = DEFAULT_STREAMS
+    group: int = DEFAULT_GROUP
+    context: dict = field(default_factory=lambda: dict(DEFAULT_CONTEXT))
+
+
+@registry.family("text", spec="neurocodec.families.text.spec:TextSpec", config=TextConfig, aliases=('byte_lstm',))
 class TextCodec(LikelihoodCodec):
     """Parts are groups of chunks; each group is one `Lockstep` over its chunks side by side."""
 
@@ -242,7 +256,7 @@ class TextCodec(LikelihoodCodec):
 def default_config(name: str, net: ByteLSTM) -> dict:
     return {
         "name": name,
-        "family": "byte_lstm",
+        "family": "text",
         "modality": "text",
         "lossless": True,
         "hidden": net.hidden,

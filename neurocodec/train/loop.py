@@ -1,0 +1,182 @@
+"""The one training loop: a wall-clock budget, a family's `TrainSpec`, resume and export.
+
+    neurocodec train FAMILY --minutes M --out RUN [--resume CODEC|FOLDER|RUN] [--export DIR]
+
+runs unchanged on the CPU and on CUDA (the data is decoded once onto the device, crops are cut
+there, bf16 autocast and channels-last where the family allows), and under `torchrun` with
+DistributedDataParallel (each process a different data stream; rank 0 writes). It logs its
+throughput in its first minute and every 100 steps, saves a checkpoint every few minutes and
+at the end (`checkpoint.py`: shards of at most 16 MiB), and resumes model and optimizer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from .checkpoint import (
+    add_run,
+    has_checkpoint,
+    load_checkpoint,
+    load_codec_folder,
+    load_optimizer_tensors,
+    optimizer_tensors,
+    save_checkpoint,
+)
+from .spec import TrainSpec, unwrap
+
+SAVE_EVERY = 300  # seconds between checkpoints
+
+
+def resume_state(spec: TrainSpec, source: str | Path) -> tuple[dict, dict, dict]:
+    """(model state, training record, optimizer tensors) from a checkpoint folder, a codec
+    folder or an installed codec's name."""
+    if has_checkpoint(source):
+        state, info, optim = load_checkpoint(source)
+        info.setdefault("arch", {})
+        return state, info, optim
+    config, weights = load_codec_folder(source)
+    state, extra = spec.from_codec(config, weights)
+    return state, dict(config.get("training", {}), **extra), {}
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); joins the process group when started by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() and os.environ.get("NEUROCODEC_DDP_BACKEND") != "gloo"
+                                else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: float, resume: str | None = None,
+          batch: int | None = None, crop: int | None = None, lr: float | None = None, device: str = "cpu",
+          seed: int = 0, log=print) -> dict:
+    """Train for `minutes` of wall clock; returns the training record and leaves a checkpoint in
+    `out` (rank 0)."""
+    rank, world = _distributed()
+    if world > 1 and str(device).startswith("cuda"):
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    batch = batch or spec.defaults["batch"]
+    crop = crop or spec.defaults.get("crop")
+    lr = lr or spec.defaults["lr"]
+
+    state, info, optim_state = resume_state(spec, resume) if resume else ({}, {"arch": {}}, {})
+    model = spec.build(info["arch"])
+    if state:
+        spec.load(model, state)
+    model = model.to(device)
+    cuda = str(device).startswith("cuda")
+    if cuda and spec.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    info = dict(info, arch=spec.arch(model), family=spec.family, batch=batch, crop=crop, data=str(data), **spec.opts)
+    info.setdefault("steps", 0)
+    info.setdefault("train_minutes", 0.0)
+    add_run(info, device, minutes, lr, world)
+    torch.manual_seed(seed + info["steps"] + 1000 * rank)
+
+    source = _data_source(spec, data, crop, batch, device, seed + info["steps"] + 1000 * rank, rank, world)
+    spec.setup(model, source, device)
+    aux = spec.aux_parameters(model)
+    aux_ids = {id(p) for p in aux}
+    main = [p for p in model.parameters() if id(p) not in aux_ids]
+    opt = torch.optim.Adam(main, lr=lr)
+    aux_opt = torch.optim.Adam(aux, lr=1e-3) if aux else None
+    if optim_state:
+        load_optimizer_tensors(opt, optim_state, "main.")
+        if aux_opt:
+            load_optimizer_tensors(aux_opt, optim_state, "aux.")
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+
+    def optimizer_state() -> dict:
+        return optimizer_tensors(opt, "main.") | (optimizer_tensors(aux_opt, "aux.") if aux_opt else {})
+
+    def record(steps: int) -> dict:
+        return dict(info, steps=info["steps"] + steps, train_minutes=round(info["train_minutes"] + (time.time() - start) / 60, 2))
+
+    fresh = not state
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and spec.autocast else contextlib.nullcontext()
+    start = last_save = last_log = time.time()
+    budget, step, sums = minutes * 60, 0, {}
+    units = 0
+    while not _stop(time.time() - start >= budget, world):
+        frac = min((time.time() - start) / budget, 1.0)
+        for g in opt.param_groups:
+            g["lr"] = spec.lr(lr, frac, info["steps"] + step, fresh)
+        x = spec.prepare(source.batch(batch))
+        with autocast:
+            loss, stats = spec.loss(net, x, frac)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if spec.clip:
+            torch.nn.utils.clip_grad_norm_(main, spec.clip)
+        opt.step()
+        if aux_opt:
+            aux_loss = spec.aux_loss(unwrap(net))
+            aux_opt.zero_grad(set_to_none=True)
+            aux_loss.backward()
+            aux_opt.step()
+        step += 1
+        units += x.numel() // (x.shape[1] if x.dim() == 4 else 1)
+        for k, v in stats.items():
+            sums[k] = sums.get(k, 0.0) + v
+        now = time.time()
+        if rank == 0 and (step % 100 == 0 or (now - start < 60 and now - last_log > 10)):
+            log(_report(info["steps"] + step, now - start, step, units * world, spec, sums))
+            last_log = now
+        if rank == 0 and now - last_save > SAVE_EVERY:
+            save_checkpoint(spec.state(unwrap(net)), out, record(step), optimizer_state())
+            last_save = now
+    info = record(step)
+    if rank == 0:
+        log(_report(info["steps"], time.time() - start, step, units * world, spec, sums) + " (done)")
+        spec.finish(unwrap(net), info)
+        save_checkpoint(spec.state(unwrap(net)), out, info, optimizer_state())
+    if world > 1:
+        dist.barrier()
+    return info
+
+
+def export(spec: TrainSpec, checkpoint: str | Path, folder: str | Path, name: str) -> dict:
+    """Turn a training checkpoint into a codec folder (config.json, weights, card kept)."""
+    from .. import registry
+
+    state, info, _ = load_checkpoint(checkpoint)
+    model = spec.build(info.get("arch", {}))
+    spec.load(model, state)
+    config, weights = spec.export(model.eval(), info, name)
+    config = {"name": name, "family": spec.family, **config, "training": info}
+    registry.write_codec_folder(Path(folder), config, weights)
+    return config
+
+
+def _stop(out_of_time: bool, world: int) -> bool:
+    """Whether to stop, agreed by every process (they must run the same number of steps)."""
+    if world == 1:
+        return out_of_time
+    flag = torch.tensor([float(out_of_time)], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def _report(total: int, seconds: float, steps: int, units: int, spec: TrainSpec, sums: dict) -> str:
+    """A log line: steps so far, throughput, and the mean of each logged figure."""
+    unit = "pixels" if spec.data_kind == "images" else "bytes"
+    figures = " ".join(f"{k} {v / max(steps, 1):.4f}" for k, v in sums.items())
+    seconds = max(seconds, 1e-9)
+    return f"step {total} {seconds:.0f}s {steps / seconds:.2f} steps/s {units / seconds:.3g} {unit}/s | {figures}"
+
+
+def _data_source(spec: TrainSpec, data, crop: int | None, batch: int, device: str, seed: int, rank: int, world: int):
+    if spec.data_kind == "text":
+        from .text_data import TextStreams
+
+        return TextStreams(data, spec.opts["seq"], batch, device, rank, world)
+    from .crops import RandomCrops, load_images
+
+    return RandomCrops(load_images(data), crop, device=device, seed=seed)
