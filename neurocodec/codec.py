@@ -67,6 +67,10 @@ class Codec:
 
     def decode_container(self, box: container.Container) -> Any:
         h = box.header
+        if h.modality != self.modality or h.lossless != self.lossless:
+            said = f"{h.modality}, {'lossless' if h.lossless else 'lossy'}"
+            kind = f"{self.modality}, {'lossless' if self.lossless else 'lossy'}"
+            raise FormatError(f"corrupted .ncd file: the header says {said}, but codec '{self.name}' is {kind}")
         if h.weights_digest != self.weights_digest:
             raise WeightsMismatch(
                 f"file was encoded with other weights of codec '{h.codec}' "
