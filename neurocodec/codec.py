@@ -42,6 +42,12 @@ class Codec:
 
     # --- the common part ---------------------------------------------------------------
     def encode(self, x: Any, quality: int | None = None, name: str = "") -> bytes:
+        from . import limits
+        from .errors import NeurocodecError
+
+        size = limits.input_shape(x, self.modality)
+        if size is not None:  # before any conversion or copy of a huge input
+            limits.check_size(self.modality, size, f"the input {self.modality}")
         x = self.check_input(x)
         if not self.lossless:
             quality = self.default_quality if quality is None else quality
@@ -58,6 +64,10 @@ class Codec:
             params=params,
             name=name,
         )
+        if not limits.payload_can_hold(self.modality, header.shape, sum(map(len, chunks))):
+            raise NeurocodecError(  # never write a file that readers would refuse as corrupted
+                f"codec '{self.name}' coded {header.shape} in fewer bytes than neurocodec files may; please report this"
+            )
         digest = container.content_digest(_as_bytes(x)) if self.lossless else None
         return container.pack(header, chunks, digest)
 
@@ -66,6 +76,8 @@ class Codec:
         return self.decode_container(box)
 
     def decode_container(self, box: container.Container) -> Any:
+        from . import limits
+
         h = box.header
         if h.modality != self.modality or h.lossless != self.lossless:
             said = f"{h.modality}, {'lossless' if h.lossless else 'lossy'}"
@@ -78,6 +90,11 @@ class Codec:
             )
         if self.modality == "image" and (len(h.shape) != 3 or h.shape[2] != 3 or min(h.shape) < 1):
             raise FormatError(f"corrupted .ncd file: codec '{h.codec}' holds HxWx3 images, the header says {h.shape}")
+        if self.modality == "text" and len(h.shape) != 1:
+            raise FormatError(f"corrupted .ncd file: codec '{h.codec}' holds byte strings, the header says shape {h.shape}")
+        # sizes from the header alone, before any codec code runs or allocates
+        limits.check_payload(h.modality, h.shape, sum(map(len, box.chunks)))
+        limits.check_size(h.modality, h.shape, f"the {h.modality} in this file")
         out = self.decode_chunks(h, box.chunks)
         if box.content_digest is not None and container.content_digest(_as_bytes(out)) != box.content_digest:
             raise IntegrityError(f"decoded output of codec '{h.codec}' does not match the original's checksum")

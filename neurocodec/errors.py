@@ -23,3 +23,7 @@ class InputError(NeurocodecError):
 
 class IntegrityError(NeurocodecError):
     """A decode produced output whose checksum differs from the original's."""
+
+
+class LimitError(NeurocodecError):
+    """The input or file is larger than a configured limit (see neurocodec.limits)."""

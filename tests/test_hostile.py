@@ -5,7 +5,13 @@ decoders."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import struct
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -14,22 +20,31 @@ from conftest import load
 from PIL import Image
 
 import neurocodec
-from neurocodec import container
+from neurocodec import container, limits
 from neurocodec.cli import main
-from neurocodec.errors import FormatError
+from neurocodec.errors import FormatError, LimitError, NeurocodecError
 
 SMALL = np.ascontiguousarray(load("kodim05_crop.png")[:8, :12])
 TEXT = b"hostile inputs deserve clean errors. " * 4
 
 
-def craft(blob: bytes, **changes) -> bytes:
-    """`blob` with header fields changed and every checksum valid: what a crafted file looks like.
-
-    A file relabelled lossless gets a zero content digest, one relabelled lossy loses its digest."""
-    box = container.unpack(blob)
-    header = dataclasses.replace(box.header, **changes)
-    digest = (box.content_digest or bytes(container.DIGEST_SIZE)) if header.lossless else None
-    return container.pack(header, box.chunks, digest)
+def craft(blob: bytes, chunks: list[bytes] | None = None, **changes) -> bytes:
+    """`blob` with header fields (and optionally its chunks) changed and every checksum valid:
+    what a crafted file looks like. The container's reader is not used, so that files it would
+    refuse can be made too. A file relabelled lossless gets a zero content digest, one
+    relabelled lossy loses its digest."""
+    fp = io.BytesIO(blob)
+    old = container.read_header(fp)
+    if chunks is None:
+        chunks = []
+        while (n := struct.unpack("<I", fp.read(4))[0]) != container.END_MARKER:
+            chunks.append(fp.read(n))
+            fp.read(4)
+    digest = fp.read(8 + 1 + container.DIGEST_SIZE)[9:]
+    header = dataclasses.replace(old, **changes)
+    if not header.lossless:
+        digest = None
+    return container.pack(header, chunks, digest)
 
 
 class Result:
@@ -59,6 +74,11 @@ def assert_one_line_error(r: Result, *words: str) -> str:
 @pytest.fixture(scope="module")
 def pixelcnn_file() -> bytes:
     return neurocodec.compress(SMALL, codec="pixelcnn")
+
+
+@pytest.fixture(scope="module")
+def idf_file() -> bytes:
+    return neurocodec.compress(SMALL, codec="idf")
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +119,95 @@ def test_image_file_relabelled_text_is_refused(pixelcnn_file):
     bad = craft(pixelcnn_file, modality="text", shape=(SMALL.size,))
     with pytest.raises(FormatError, match="says text"):
         neurocodec.decompress(bad)
+
+
+# --- sizes decided from the header before any allocation (items 1-2) ------------------------
+
+
+@contextlib.contextmanager
+def no_decoding():
+    """Fail the test if any codec's decode_chunks runs: the header alone must refuse the file."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("pixelcnn", "idf", "text"):
+            codec = neurocodec.load_codec(name)
+            mp.setattr(codec, "decode_chunks", lambda *a: pytest.fail("a codec ran on a refused file"))
+        yield
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["idf 2^40 pixels", "pixelcnn 2^47 pixels", "16 empty chunks 4096x4096", "text 2^47 bytes", "text 16 MiB"],
+)
+def test_shapes_the_payload_cannot_hold_are_refused_at_once(case, pixelcnn_file, idf_file, text_file):
+    # before: 3-9 GB and a raw MemoryError, or minutes of decoding garbage (16 empty chunks: 36 s)
+    blob = {
+        "idf 2^40 pixels": lambda: craft(idf_file, shape=(1 << 20, 1 << 20, 3)),
+        "pixelcnn 2^47 pixels": lambda: craft(pixelcnn_file, shape=(1 << 23, 1 << 24, 3)),
+        "16 empty chunks 4096x4096": lambda: craft(pixelcnn_file, chunks=[b""] * 16, shape=(4096, 4096, 3)),
+        "text 2^47 bytes": lambda: craft(text_file, shape=(1 << 47,)),
+        "text 16 MiB": lambda: craft(text_file, chunks=[b"\1" + bytes(10)], shape=(1 << 24,)),
+    }[case]()
+    assert len(blob) < 600
+    start = time.perf_counter()
+    with no_decoding(), pytest.raises(FormatError, match="claims .* more than .* bytes of coded data can hold"):
+        neurocodec.decompress(blob)
+    with pytest.raises(FormatError, match="can hold"):
+        container.unpack(blob)  # the container layer refuses it by itself
+    assert time.perf_counter() - start < 0.5
+
+
+def test_the_payload_bound_leaves_room_for_real_files():
+    # an empty payload still holds a small image or text (range coders may write nothing)
+    assert limits.payload_can_hold("image", (1024, 1024, 3), 0)
+    assert not limits.payload_can_hold("image", (1024, 1025, 3), 0)
+    assert limits.payload_can_hold("text", (0,), 0) and limits.payload_can_hold("text", (1 << 20,), 0)
+    # 2000x the best ratio measured (a flat grey image at hyperprior quality 1: 496 pixels a byte)
+    assert limits.payload_can_hold("image", (496 * 2000, 100, 3), 100)
+
+
+def test_image_over_max_image_pixels_is_a_limit_error(pixelcnn_file, monkeypatch, tmp_path):
+    monkeypatch.setattr(limits, "MAX_IMAGE_PIXELS", 95)  # the file holds 8x12 = 96 pixels
+    (tmp_path / "big.ncd").write_bytes(pixelcnn_file)
+    with no_decoding():
+        with pytest.raises(LimitError, match=r"8x12 \(96 pixels\), over the limit of 95 pixels.*MAX_IMAGE_PIXELS"):
+            neurocodec.decompress(pixelcnn_file)
+        assert_one_line_error(cli("decompress", tmp_path / "big.ncd"), "big.ncd", "NEUROCODEC_MAX_IMAGE_PIXELS")
+        with pytest.raises(LimitError, match="input image"):
+            neurocodec.compress(SMALL, codec="pixelcnn")
+        with pytest.raises(LimitError, match="input image"):
+            neurocodec.compress(Image.fromarray(SMALL), codec="pixelcnn")
+    monkeypatch.setattr(limits, "MAX_IMAGE_PIXELS", 96)
+    assert np.array_equal(neurocodec.decompress(pixelcnn_file), SMALL)
+    monkeypatch.setattr(limits, "MAX_IMAGE_PIXELS", None)  # None: no limit, as in Pillow
+    assert np.array_equal(neurocodec.decompress(pixelcnn_file), SMALL)
+
+
+def test_text_over_max_text_bytes_is_a_limit_error(text_file, monkeypatch):
+    monkeypatch.setattr(limits, "MAX_TEXT_BYTES", len(TEXT) - 1)
+    with pytest.raises(LimitError, match="MAX_TEXT_BYTES"):
+        neurocodec.decompress(text_file)
+    with pytest.raises(LimitError, match="input text"):
+        neurocodec.compress(TEXT)
+    monkeypatch.setattr(limits, "MAX_TEXT_BYTES", len(TEXT))
+    assert neurocodec.decompress(text_file) == TEXT
+
+
+def test_limits_from_the_environment():
+    code = "from neurocodec import limits; print(limits.MAX_IMAGE_PIXELS, limits.MAX_TEXT_BYTES)"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ":".join(sys.path)}
+
+    def run(**extra):
+        p = subprocess.run([sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.split(), p.stderr
+
+    assert run()[0] == [str(2**28), str(2**32)]
+    assert run(NEUROCODEC_MAX_IMAGE_PIXELS="1000", NEUROCODEC_MAX_TEXT_BYTES="none")[0] == ["1000", "None"]
+    out, err = run(NEUROCODEC_MAX_IMAGE_PIXELS="-5")
+    assert out[0] == str(2**28) and "NEUROCODEC_MAX_IMAGE_PIXELS" in err
+
+
+def test_encoder_never_writes_a_file_readers_would_refuse(monkeypatch):
+    monkeypatch.setattr(limits, "SAMPLES_PER_PAYLOAD_BYTE", 0)
+    with pytest.raises(NeurocodecError, match="please report"):
+        neurocodec.compress(SMALL[:1, :1], codec="pixelcnn")
