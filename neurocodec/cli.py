@@ -96,18 +96,43 @@ def _emit(out: Path | None, data: bytes, force: bool, label: str) -> None:
     atomic_write(out, data)
 
 
+def _one_line(text: str, limit: int = 300) -> str:
+    """`text` on one line (control characters escaped), cut to `limit` characters."""
+    line = " ".join(_printable(str(text)).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters (terminal escapes, newlines, ...) shown as escapes."""
+    return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in text)
+
+
 def _run_each(files: tuple[str, ...], work) -> None:
-    """Run `work(file)` for each file; report failures one line each; exit 1 if any failed."""
+    """Run `work(file)` for each file; report failures one line each; exit 1 if any failed.
+
+    No exception becomes a traceback: a file that makes the decoder run out of memory or fail
+    inside torch is reported like any other failure (set NEUROCODEC_DEBUG=1 for tracebacks)."""
     failed = 0
     for f in files:
+        label = "<stdin>" if f == "-" else f
         try:
             work(f)
-        except (Failed, NeurocodecError) as e:
-            _fail(str(e) if isinstance(e, Failed) else f"{f}: {e}")
-            failed += 1
+        except Failed as e:
+            _fail(_one_line(str(e)))
+        except NeurocodecError as e:
+            _fail(_one_line(f"{label}: {e}"))
         except OSError as e:
-            _fail(f"{f}: {e.strerror or e}")
-            failed += 1
+            where = e.filename if e.filename not in (None, f) else label
+            _fail(_one_line(f"{where}: {e.strerror or e}"))
+        except MemoryError as e:
+            _fail(_one_line(f"{label}: out of memory" + (f" ({e})" if str(e) else "")))
+        except Exception as e:  # noqa: BLE001  a bug or an unforeseen input: still one line
+            if os.environ.get("NEUROCODEC_DEBUG"):
+                raise
+            _fail(_one_line(f"{label}: {type(e).__name__}: {e}"))
+        else:
+            continue
+        failed += 1
     if failed:
         sys.exit(1)
 

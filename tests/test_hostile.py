@@ -211,3 +211,50 @@ def test_encoder_never_writes_a_file_readers_would_refuse(monkeypatch):
     monkeypatch.setattr(limits, "SAMPLES_PER_PAYLOAD_BYTE", 0)
     with pytest.raises(NeurocodecError, match="please report"):
         neurocodec.compress(SMALL[:1, :1], codec="pixelcnn")
+
+
+# --- no tracebacks, one line per failed file (item 3) ----------------------------------------
+
+
+def test_out_of_memory_is_one_line_in_a_real_process(text_file, tmp_path):
+    # a valid text file whose context tables ask for 2 x 8 GiB: before, a MemoryError traceback
+    box = container.unpack(text_file)
+    context = dict(box.header.params["context"], rows_log2=24, orders=[3, 5])
+    header = dataclasses.replace(box.header, params=dict(box.header.params, context=context))
+    (tmp_path / "greedy.ncd").write_bytes(container.pack(header, box.chunks, box.content_digest))
+    (tmp_path / "fine.ncd").write_bytes(text_file)
+
+    def cap_memory():  # torch alone reserves ~3 GB of address space
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+
+    p = subprocess.run(
+        [sys.executable, "-m", "neurocodec.cli", "decompress", "--output-dir", tmp_path / "out", "greedy.ncd", "fine.ncd"],
+        cwd=tmp_path, capture_output=True, timeout=120, preexec_fn=cap_memory,
+    )
+    line = assert_one_line_error(Result(p.returncode, p.stdout, p.stderr), "greedy.ncd: out of memory", "8.00 GiB")
+    assert "fine.ncd" not in line and (tmp_path / "out" / "fine").read_bytes() == TEXT  # the next file still runs
+
+
+def test_unforeseen_exceptions_are_one_line(pixelcnn_file, tmp_path, monkeypatch):
+    (tmp_path / "a.ncd").write_bytes(pixelcnn_file)
+    codec = neurocodec.load_codec("pixelcnn")
+    for exc in (RuntimeError("torch: bad\nshape [1, 2]"), OverflowError("int too big"), ValueError("array is too big")):
+        def boom(*args, exc=exc):
+            raise exc
+
+        monkeypatch.setattr(codec, "decode_chunks", boom)
+        line = assert_one_line_error(cli("decompress", "-f", tmp_path / "a.ncd"), "a.ncd", type(exc).__name__)
+        assert str(exc).split()[-1] in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.ncd"]
+
+
+def test_error_classes():
+    from neurocodec import CodecNotFound, IntegrityError, WeightsMismatch
+
+    assert issubclass(neurocodec.FormatError, ValueError) and issubclass(neurocodec.InputError, ValueError)
+    for cls in (neurocodec.FormatError, neurocodec.InputError, LimitError, CodecNotFound, IntegrityError, WeightsMismatch):
+        assert issubclass(cls, NeurocodecError) and cls.__name__ in neurocodec.__all__
+    with pytest.raises(ValueError):
+        neurocodec.decompress(b"not a neurocodec file")
