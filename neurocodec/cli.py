@@ -1,7 +1,7 @@
 """The `neurocodec` command, in the habits of gzip and zstd.
 
     neurocodec compress FILE... [-c CODEC] [-q QUALITY] [-o OUT] [-f] [--rm]
-    neurocodec decompress FILE.ncd... [-o OUT] [-f] [--rm]
+    neurocodec decompress FILE.ncd... [-o OUT] [-f] [--rm] [-N]
     neurocodec info FILE.ncd...      neurocodec codecs
     neurocodec bench [FOLDER]        neurocodec train hyperprior|text ...
 
@@ -220,8 +220,13 @@ def _output_path(output: str | None, output_dir: str | None, path: str, default)
 @click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
 @click.option("-k", "--keep", is_flag=True, help="keep .ncd files (the default)")
 @click.option("--rm", "remove", is_flag=True, help="remove each .ncd file after success")
-def decompress(files, output, output_dir, force, keep, remove) -> None:
-    """Restore FILE.ncd: images as PNG (unless -o names another format), bytes as they were."""
+@click.option("-N", "--name", "use_name", is_flag=True,
+              help="name the output after the original file, as stored in FILE.ncd (as gzip -N)")
+def decompress(files, output, output_dir, force, keep, remove, use_name) -> None:
+    """Restore FILE.ncd: images as PNG (unless -o names another format), bytes as they were.
+
+    The output is FILE.ncd without .ncd (images: with .png for any image suffix), beside it or
+    in --output-dir; -N uses the original's name stored in the file instead."""
     from . import container
     from .registry import load_codec
 
@@ -232,7 +237,7 @@ def decompress(files, output, output_dir, force, keep, remove) -> None:
         box = container.unpack(_read_input(path))
         h = box.header
         result = load_codec(h.codec).decode_container(box)
-        out = _output_path(output, output_dir, path, lambda p: _restored_name(p, h))
+        out = _output_path(output, output_dir, path, lambda p: _restored_name(p, h, use_name))
         if h.modality == "image":
             data = _encode_image(result, out)
         else:
@@ -244,13 +249,33 @@ def decompress(files, output, output_dir, force, keep, remove) -> None:
     _run_each(files, work)
 
 
-def _restored_name(path: Path, header) -> Path:
-    stem = path.name[: -len(".ncd")] if path.name.endswith(".ncd") else path.name + ".out"
-    if header.name:  # the original's name, without any folder part
-        stem = Path(header.name).name
+def _restored_name(path: Path, header, use_name: bool = False) -> Path:
+    """Where `decompress` writes FILE.ncd by default: FILE (images: FILE with its image suffix,
+    if any, made .png), beside it. The name stored in the header is used only when asked for
+    (-N), and never when it could leave the folder, hide a terminal escape or be no name."""
+    stem = path.name[: -len(".ncd")] if path.name.lower().endswith(".ncd") else ""
+    stem = stem or path.name + ".out"
+    if use_name and header.name:
+        if not _safe_name(header.name):
+            shown = _one_line(repr(header.name), 80)
+            raise Failed(f"{path}: the stored name {shown} is not a plain file name; decompress without -N")
+        stem = header.name
     if header.modality == "image":
-        return path.with_name(Path(stem).stem + ".png")
+        base = Path(stem)
+        stem = (base.stem if base.suffix.lower() in IMAGE_SUFFIXES else stem) + ".png"
     return path.with_name(stem)
+
+
+def _safe_name(name: str) -> bool:
+    """Whether a name read from a file may name an output: not empty, '.' or '..', without
+    folder separators, control characters or trailing/leading spaces."""
+    seps = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
+    return (
+        name not in ("", ".", "..")
+        and not any(c in seps for c in name)
+        and all(c.isprintable() for c in name)
+        and name == name.strip()
+    )
 
 
 def _encode_image(pixels, out: Path | None) -> bytes:
@@ -293,7 +318,7 @@ def info(files) -> None:
             line.append(f"{8 * size / h.shape[0]:.3f} bits per byte")
         if h.name:
             line.append(f"name {h.name}")
-        click.echo(", ".join(line))
+        click.echo(_printable(", ".join(line)))  # the stored name may hold terminal escapes
 
     _run_each(files, work)
 

@@ -67,7 +67,9 @@ def test_compress_keeps_source_and_decompress_restores_png(work):
 def test_decompress_default_name_and_other_formats(tmp_path, work):
     (tmp_path / "a.ncd").write_bytes((work / "photo.png.ncd").read_bytes())
     assert run("decompress", tmp_path / "a.ncd").returncode == 0
-    assert (tmp_path / "photo.png").exists()  # the original's name, as PNG
+    assert sorted(os.listdir(tmp_path)) == ["a.ncd", "a.png"]  # the .ncd file's name, as PNG (as gzip)
+    assert run("decompress", "-N", tmp_path / "a.ncd").returncode == 0
+    assert (tmp_path / "photo.png").exists()  # -N: the original's name stored in the file
     assert run("decompress", "-o", tmp_path / "x.jpg", tmp_path / "a.ncd").returncode == 0
     with Image.open(tmp_path / "x.jpg") as im:
         assert im.format == "JPEG"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import os
 import struct
 import subprocess
 import sys
@@ -258,3 +259,54 @@ def test_error_classes():
         assert issubclass(cls, NeurocodecError) and cls.__name__ in neurocodec.__all__
     with pytest.raises(ValueError):
         neurocodec.decompress(b"not a neurocodec file")
+
+
+# --- output names come from the command line, not from the file (items 7, 9) ----------------
+
+
+def test_stored_name_is_not_used_without_dash_n(text_file, tmp_path):
+    # before: `decompress innocent.ncd` wrote .bashrc because the header said so
+    (tmp_path / "innocent.ncd").write_bytes(craft(text_file, name=".bashrc"))
+    assert cli("decompress", tmp_path / "innocent.ncd").returncode == 0
+    assert sorted(os.listdir(tmp_path)) == ["innocent", "innocent.ncd"]
+    assert (tmp_path / "innocent").read_bytes() == TEXT
+    assert cli("decompress", "-N", "--output-dir", tmp_path / "n", tmp_path / "innocent.ncd").returncode == 0
+    assert os.listdir(tmp_path / "n") == [".bashrc"]  # asked for with -N, as gzip -N does
+
+
+def test_renamed_image_file_is_restored_under_its_new_name(pixelcnn_file, tmp_path):
+    (tmp_path / "holiday.ncd").write_bytes(craft(pixelcnn_file, name="photo.png"))
+    (tmp_path / "scan.tif.ncd").write_bytes(pixelcnn_file)
+    (tmp_path / "v1.2.ncd").write_bytes(pixelcnn_file)
+    for f in ("holiday.ncd", "scan.tif.ncd", "v1.2.ncd"):
+        assert cli("decompress", tmp_path / f).returncode == 0
+    assert sorted(os.listdir(tmp_path)) == ["holiday.ncd", "holiday.png", "scan.png", "scan.tif.ncd", "v1.2.ncd", "v1.2.png"]
+    with Image.open(tmp_path / "holiday.png") as im:
+        assert im.format == "PNG" and np.array_equal(np.asarray(im), SMALL)
+    assert cli("decompress", "-N", tmp_path / "holiday.ncd").returncode == 0
+    assert (tmp_path / "photo.png").exists()
+
+
+@pytest.mark.parametrize("name", [".", "..", " ", "a\\b", "evil\x1b[2J.txt", "new\nline", "\u202etxt.exe"])
+def test_unsafe_stored_names_are_never_output_names(text_file, tmp_path, name):
+    # before: a stored name of "." gave a traceback
+    (tmp_path / "f.ncd").write_bytes(craft(text_file, name=name))
+    assert_one_line_error(cli("decompress", "-N", tmp_path / "f.ncd"), "f.ncd", "not a plain file name", "without -N")
+    assert os.listdir(tmp_path) == ["f.ncd"]
+    assert cli("decompress", tmp_path / "f.ncd").returncode == 0  # without -N the name is not looked at
+    assert sorted(os.listdir(tmp_path)) == ["f", "f.ncd"]
+
+
+def test_empty_stored_name_with_dash_n_falls_back_to_the_file_name(text_file, tmp_path):
+    (tmp_path / "f.ncd").write_bytes(craft(text_file, name=""))
+    assert cli("decompress", "-N", tmp_path / "f.ncd").returncode == 0
+    assert (tmp_path / "f").read_bytes() == TEXT
+
+
+def test_info_escapes_control_characters_in_the_stored_name(text_file, tmp_path):
+    (tmp_path / "f.ncd").write_bytes(craft(text_file, name="x\x1b]0;pwned\x07\x1b[2J\u202e.txt"))
+    r = cli("info", tmp_path / "f.ncd")
+    assert r.returncode == 0
+    out = r.stdout.decode()
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "name x\\x1b]0;pwned\\x07\\x1b[2J\\u202e.txt" in out
