@@ -36,20 +36,50 @@ def _fail(msg: str) -> None:
 
 
 def atomic_write(path: Path, data: bytes | None = None, writer=None) -> None:
-    """Write `data` (or call `writer(file)`) to a temporary file, then rename it to `path`."""
+    """Write `data` (or call `writer(file)`) to a temporary file, then rename it to `path`.
+
+    The file gets the mode `open()` would give it (0666 less the umask), reaches the disk
+    (fsync) before the rename, and the rename reaches it too (fsync of the folder) before this
+    returns: after a power cut there is the old file or the whole new one, and --rm can delete
+    the source safely once this has returned."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             if writer is not None:
                 writer(f)
             else:
                 f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _fsync_folder(folder)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (where the system allows opening a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # pragma: no cover  (e.g. Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover  (some file systems refuse fsync of a folder)
+        pass
+    finally:
+        os.close(fd)
 
 
 def _read_input(path: str) -> bytes:

@@ -310,3 +310,46 @@ def test_info_escapes_control_characters_in_the_stored_name(text_file, tmp_path)
     out = r.stdout.decode()
     assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
     assert "name x\\x1b]0;pwned\\x07\\x1b[2J\\u202e.txt" in out
+
+
+# --- durability of outputs (item 8) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_outputs_get_the_mode_open_would_give(text_file, tmp_path, umask):
+    # before: 0600 whatever the umask
+    (tmp_path / "t.ncd").write_bytes(text_file)
+    old = os.umask(umask)
+    try:
+        assert cli("decompress", tmp_path / "t.ncd").returncode == 0
+        assert cli("compress", "-c", "text", tmp_path / "t").returncode == 1  # t.ncd exists
+        assert cli("compress", "-c", "text", "-o", tmp_path / "again.ncd", tmp_path / "t").returncode == 0
+    finally:
+        os.umask(old)
+    for f in ("t", "again.ncd"):
+        assert (tmp_path / f).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_rm_deletes_the_source_only_after_the_output_is_on_disk(tmp_path, monkeypatch):
+    # before: no fsync at all, so a power cut after --rm could lose both files
+    src = tmp_path / "small.png"
+    Image.fromarray(SMALL).save(src)
+    calls = []
+    real = {name: getattr(os, name) for name in ("fsync", "replace", "unlink")}
+
+    def spy(name):
+        def call(*args, **kwargs):
+            what = args[0] if name != "fsync" else os.readlink(f"/proc/self/fd/{args[0]}")
+            calls.append((name, os.path.basename(str(what)) if name != "replace" else os.path.basename(str(args[1]))))
+            return real[name](*args, **kwargs)
+        return call
+
+    for name in real:
+        monkeypatch.setattr(os, name, spy(name))
+    assert cli("compress", "-c", "pixelcnn", "--rm", src).returncode == 0
+    monkeypatch.undo()
+    assert not src.exists() and (tmp_path / "small.png.ncd").exists()
+    names = [n for n, _ in calls]
+    assert names == ["fsync", "replace", "fsync", "unlink"], calls
+    assert calls[0][1].startswith(".small.png.ncd.") and calls[1][1] == "small.png.ncd"
+    assert calls[2][1] == tmp_path.name and calls[3] == ("unlink", "small.png")
