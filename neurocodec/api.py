@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -37,7 +38,21 @@ def compress(obj: Any, codec: str | None = None, quality: int | None = None, los
     return chosen.encode(obj, quality=quality, name=name)
 
 
-def decompress(blob: bytes) -> Any:
-    """The image (HxWx3 uint8 array) or bytes held in a .ncd file."""
-    box = container.unpack(blob)
+def decompress(source: bytes | str | os.PathLike | BinaryIO) -> Any:
+    """The image (HxWx3 uint8 array) or bytes held in a .ncd file.
+
+    `source` is the file's content (bytes, bytearray or memoryview), its path (str or
+    pathlib.Path), or a binary file object open for reading, read from its current position
+    to its end, where the .ncd file must end. Raises FormatError for anything that is not a
+    whole, intact .ncd file, LimitError for one over neurocodec.limits, and OSError if the
+    path cannot be read."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        box = container.unpack(bytes(source))
+    elif isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as f:
+            box = container.read(f)
+    elif hasattr(source, "read"):
+        box = container.read(source)
+    else:
+        raise TypeError(f"decompress takes bytes, a path or a binary file object, got {type(source).__name__}")
     return load_codec(box.header.codec).decode_container(box)

@@ -18,6 +18,7 @@ import io
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import click
@@ -94,10 +95,19 @@ def _read_input(path: str) -> bytes:
 def _load_image(data: bytes, label: str):
     from PIL import Image, UnidentifiedImageError
 
+    from . import limits
+
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            return im.copy()
+        with warnings.catch_warnings():
+            # Pillow's own check refuses images over 2 x Image.MAX_IMAGE_PIXELS at open; below
+            # that it only warns, and neurocodec's limit (checked here, before decoding) rules
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                limits.check_size("image", (im.size[1], im.size[0], 3), "the image")
+                im.load()
+                return im.copy()
+    except Image.DecompressionBombError as e:
+        raise Failed(f"{label}: {e} (Pillow's PIL.Image.MAX_IMAGE_PIXELS)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise Failed(f"{label}: not a readable image ({e})") from None
 
@@ -110,8 +120,27 @@ def _is_image(path: str, data: bytes) -> bool:
     try:
         with Image.open(io.BytesIO(data)):
             return True
+    except Image.DecompressionBombError:
+        return True  # an image, too big: _load_image says so
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return False
+
+
+def _check_output(out: Path | None, force: bool, label: str) -> None:
+    """Refuse, before any coding, an output that cannot or may not be written."""
+    if out is None:
+        if sys.stdout.isatty():
+            raise Failed(f"{label}: refusing to write binary data to a terminal (use -o FILE)")
+        return
+    if out.is_dir():
+        raise Failed(f"{out}: is a folder; name a file with -o, or use --output-dir")
+    if (out.exists() or out.is_symlink()) and not force:
+        raise Failed(f"{out}: already exists; use -f to overwrite")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise Failed(f"{out}: cannot write it: there is no folder '{folder}'")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise Failed(f"{out}: cannot write it: no permission to create files in '{folder}'")
 
 
 def _emit(out: Path | None, data: bytes, force: bool, label: str) -> None:
@@ -196,15 +225,13 @@ def compress(files, codec, quality, lossless, output, output_dir, force, keep, r
     _check_output_option(files, output)
 
     def work(path: str) -> None:
-        data = _read_input(path)
         label = "<stdin>" if path == "-" else path
         name = "" if path == "-" else Path(path).name
-        if _is_image(path, data):
-            obj = _load_image(data, label)
-        else:
-            obj = data
-        blob = api.compress(obj, codec=codec, quality=quality, lossless=lossless, name=name)
         out = _output_path(output, output_dir, path, lambda p: p.with_name(p.name + ".ncd"))
+        _check_output(out, force, label)  # before the (slow) encode
+        data = _read_input(path)
+        obj = _compress_input(path, data, label, codec)
+        blob = api.compress(obj, codec=codec, quality=quality, lossless=lossless, name=name)
         _emit(out, blob, force, label)
         if verbose:
             click.echo(f"{label}: {_report(obj, blob)}", err=True)
@@ -212,6 +239,23 @@ def compress(files, codec, quality, lossless, output, output_dir, force, keep, r
             os.unlink(path)
 
     _run_each(files, work)
+
+
+def _compress_input(path: str, data: bytes, label: str, codec: str | None):
+    """What `compress` codes: a Pillow image for image files (or an image codec), the bytes
+    themselves otherwise (and always for a text codec, whatever the file holds)."""
+    modality = None
+    if codec is not None:
+        from .registry import read_config
+
+        modality = read_config(codec).get("modality")
+    if modality == "text":
+        return data
+    if _is_image(path, data):
+        return _load_image(data, label)
+    if modality == "image":
+        raise Failed(f"{label}: codec '{codec}' codes images, and this is not an image file (PNG, JPEG, WebP, ...)")
+    return data
 
 
 def _report(obj, blob: bytes) -> str:
@@ -266,10 +310,12 @@ def decompress(files, output, output_dir, force, keep, remove, use_name) -> None
         label = "<stdin>" if path == "-" else path
         box = container.unpack(_read_input(path))
         h = box.header
-        result = load_codec(h.codec).decode_container(box)
         out = _output_path(output, output_dir, path, lambda p: _restored_name(p, h, use_name))
+        _check_output(out, force, label)  # before the (slow) decode
+        fmt = _image_format(out) if h.modality == "image" else None
+        result = load_codec(h.codec).decode_container(box)
         if h.modality == "image":
-            data = _encode_image(result, out)
+            data = _encode_image(result, out, fmt)
         else:
             data = bytes(result)
         _emit(out, data, force, label)
@@ -308,14 +354,22 @@ def _safe_name(name: str) -> bool:
     )
 
 
-def _encode_image(pixels, out: Path | None) -> bytes:
+def _image_format(out: Path | None) -> str:
+    """The Pillow format an image output is written in: by its suffix, PNG by default."""
+    if out is None or out.suffix.lower() in ("", ".png"):
+        return "PNG"
     from PIL import Image
 
-    fmt = "PNG"
-    if out is not None and out.suffix.lower() not in ("", ".png"):
-        fmt = Image.registered_extensions().get(out.suffix.lower())
-        if fmt is None or fmt == "NCD":
-            raise Failed(f"{out}: unknown image format '{out.suffix}'")
+    fmt = Image.registered_extensions().get(out.suffix.lower())
+    if fmt is None or fmt == "NCD" or fmt not in Image.SAVE:
+        raise Failed(f"{out}: unknown image format '{out.suffix}'")
+    return fmt
+
+
+def _encode_image(pixels, out: Path | None, fmt: str | None = None) -> bytes:
+    from PIL import Image
+
+    fmt = fmt or _image_format(out)
     buf = io.BytesIO()
     try:
         Image.fromarray(pixels).save(buf, format=fmt)

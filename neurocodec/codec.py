@@ -45,15 +45,23 @@ class Codec:
         from . import limits
         from .errors import NeurocodecError
 
-        size = limits.input_shape(x, self.modality)
-        if size is not None:  # before any conversion or copy of a huge input
-            limits.check_size(self.modality, size, f"the input {self.modality}")
-        x = self.check_input(x)
-        if not self.lossless:
+        # everything that can be refused is refused before any conversion, copy or coding
+        if self.lossless:
+            if quality is not None:
+                raise InputError(f"codec '{self.name}' is lossless and takes no quality, got {quality!r}")
+        else:
             quality = self.default_quality if quality is None else quality
-            if not (isinstance(quality, (int, np.integer)) and 1 <= quality <= 100):
+            if isinstance(quality, (bool, np.bool_)) or not (isinstance(quality, (int, np.integer)) and 1 <= quality <= 100):
                 raise InputError(f"quality must be an integer from 1 to 100, got {quality!r}")
             quality = int(quality)
+        try:
+            container._check_name(name)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        size = limits.input_shape(x, self.modality)
+        if size is not None:
+            limits.check_size(self.modality, size, f"the input {self.modality}")
+        x = self.check_input(x)
         params, chunks = self.encode_chunks(x, quality)
         header = container.Header(
             codec=self.name,
@@ -102,6 +110,11 @@ class Codec:
 
     def check_input(self, x: Any) -> Any:
         if self.modality == "image":
+            if isinstance(x, (bytes, bytearray, memoryview, str)):
+                raise InputError(
+                    f"codec '{self.name}' codes images, and the input is {type(x).__name__}, not an image "
+                    "(give an HxWx3 uint8 array or a Pillow image)"
+                )
             return as_rgb_image(x)
         if not isinstance(x, (bytes, bytearray, memoryview)):
             raise InputError(f"codec '{self.name}' codes byte strings, got {type(x).__name__}")

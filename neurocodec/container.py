@@ -290,6 +290,8 @@ def _read_up_to(fp: BinaryIO, n: int) -> bytes:
         part = fp.read(min(n, _READ_STEP))
         if not part:
             break
+        if not isinstance(part, (bytes, bytearray)):
+            raise TypeError(f"a .ncd file must be read from a binary file, got {type(part).__name__} from read()")
         parts.append(part)
         n -= len(part)
     return b"".join(parts)

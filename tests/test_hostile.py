@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -353,3 +354,148 @@ def test_rm_deletes_the_source_only_after_the_output_is_on_disk(tmp_path, monkey
     assert names == ["fsync", "replace", "fsync", "unlink"], calls
     assert calls[0][1].startswith(".small.png.ncd.") and calls[1][1] == "small.png.ncd"
     assert calls[2][1] == tmp_path.name and calls[3] == ("unlink", "small.png")
+
+
+# --- small things (item 9) ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_coding(monkeypatch):
+    """Fail the test if anything is encoded or decoded."""
+    fail = lambda *a, **k: pytest.fail("coded before the output was checked")  # noqa: E731
+    monkeypatch.setattr(neurocodec.api, "compress", fail)
+    for name in ("pixelcnn", "text"):
+        monkeypatch.setattr(neurocodec.load_codec(name), "decode_container", fail)
+
+
+@pytest.fixture
+def small_png(tmp_path) -> str:
+    Image.fromarray(SMALL).save(tmp_path / "one.png")
+    return str(tmp_path / "one.png")
+
+
+def test_output_in_a_missing_folder_fails_before_encoding(small_png, tmp_path, no_coding):
+    # before: "one.png: No such file or directory", after the encode
+    out = tmp_path / "nodir" / "x.ncd"
+    assert_one_line_error(cli("compress", "-o", out, small_png), f"{out}: cannot write it: there is no folder")
+    assert_one_line_error(cli("compress", "-o", tmp_path, small_png), "is a folder")
+
+
+def test_existing_outputs_are_refused_before_coding(small_png, pixelcnn_file, tmp_path, no_coding):
+    (tmp_path / "one.png.ncd").write_bytes(b"precious")
+    assert_one_line_error(cli("compress", small_png), "one.png.ncd: already exists; use -f")
+    (tmp_path / "p.ncd").write_bytes(pixelcnn_file)
+    (tmp_path / "p.png").write_bytes(b"precious")
+    assert_one_line_error(cli("decompress", tmp_path / "p.ncd"), "p.png: already exists")
+    assert_one_line_error(cli("decompress", "-o", tmp_path / "p.xyz", tmp_path / "p.ncd"), "unknown image format")
+    assert (tmp_path / "one.png.ncd").read_bytes() == (tmp_path / "p.png").read_bytes() == b"precious"
+
+
+def test_image_codec_on_a_file_that_is_not_an_image(tmp_path):
+    # before: "image must be uint8, got |S5968"
+    (tmp_path / "notes.txt").write_bytes(TEXT)
+    assert_one_line_error(cli("compress", "-c", "pixelcnn", tmp_path / "notes.txt"), "notes.txt: codec 'pixelcnn' codes images, and this is not an image file")
+    with pytest.raises(neurocodec.InputError, match="codes images, and the input is bytes, not an image"):
+        neurocodec.compress(TEXT, codec="pixelcnn")
+    assert os.listdir(tmp_path) == ["notes.txt"]
+
+
+def test_text_codec_on_an_image_file_codes_its_bytes(small_png, tmp_path):
+    assert cli("compress", "-c", "text", "-o", tmp_path / "t.ncd", small_png).returncode == 0
+    assert neurocodec.decompress(tmp_path / "t.ncd") == open(small_png, "rb").read()
+
+
+def test_quality_for_a_lossless_codec_is_an_error(small_png, tmp_path):
+    # before: silently ignored
+    assert_one_line_error(cli("compress", "--lossless", "-q", "50", small_png), "is lossless and takes no quality")
+    assert_one_line_error(cli("compress", "-c", "text", "-q", "50", small_png), "codec 'text' is lossless and takes no quality")
+    with pytest.raises(neurocodec.InputError, match="codec 'pixelcnn' is lossless and takes no quality"):
+        neurocodec.compress(SMALL, codec="pixelcnn", quality=50)
+    assert sorted(os.listdir(tmp_path)) == ["one.png"]
+
+
+@pytest.mark.parametrize("quality", [True, False, np.bool_(True), 1.0, "50"])
+def test_quality_must_be_a_real_integer(quality, monkeypatch):
+    # before: quality=True was taken as 1 (a bare lossy Codec: the check comes before any model)
+    from neurocodec.codec import Codec
+
+    lossy = Codec.__new__(Codec)
+    lossy.name, lossy.modality, lossy.lossless, lossy.default_quality = "lossy", "image", False, 50
+    monkeypatch.setattr(lossy, "encode_chunks", lambda *a: pytest.fail("encoded"), raising=False)
+    with pytest.raises(neurocodec.InputError, match="quality must be an integer"):
+        lossy.encode(SMALL, quality=quality)
+
+
+def test_bad_names_are_refused_before_encoding(monkeypatch):
+    monkeypatch.setattr(neurocodec.load_codec("pixelcnn"), "encode_chunks", lambda *a: pytest.fail("encoded"))
+    with pytest.raises(neurocodec.InputError, match="bare file name"):
+        neurocodec.compress(SMALL, codec="pixelcnn", name="../x.png")
+
+
+def test_decompress_takes_paths_and_file_objects(pixelcnn_file, tmp_path):
+    # before: TypeError
+    path = tmp_path / "p.ncd"
+    path.write_bytes(pixelcnn_file)
+    for source in (path, str(path), pixelcnn_file, bytearray(pixelcnn_file), memoryview(pixelcnn_file)):
+        assert np.array_equal(neurocodec.decompress(source), SMALL)
+    with open(path, "rb") as f:
+        assert np.array_equal(neurocodec.decompress(f), SMALL)
+    assert np.array_equal(neurocodec.decompress(io.BytesIO(pixelcnn_file)), SMALL)
+    with pytest.raises(FormatError, match="trailing data"):
+        neurocodec.decompress(io.BytesIO(pixelcnn_file + b"x"))
+    with open(path, "r", encoding="latin-1") as f, pytest.raises(TypeError, match="binary file"):
+        neurocodec.decompress(f)
+    with pytest.raises(FileNotFoundError):
+        neurocodec.decompress(tmp_path / "missing.ncd")
+    with pytest.raises(TypeError):
+        neurocodec.decompress(12)
+
+
+def test_pillow_saves_ncd(tmp_path):
+    # before: KeyError
+    im = Image.fromarray(SMALL)
+    im.save(tmp_path / "a.ncd", lossless=True)
+    with Image.open(tmp_path / "a.ncd") as back:
+        assert back.format == "NCD" and container.unpack((tmp_path / "a.ncd").read_bytes()).header.lossless
+        assert np.array_equal(np.asarray(back), SMALL)
+    im.save(tmp_path / "b.ncd", codec="pixelcnn")
+    assert container.unpack((tmp_path / "b.ncd").read_bytes()).header.codec == "pixelcnn"
+    with pytest.raises(neurocodec.InputError, match="alpha"):
+        im.convert("RGBA").save(tmp_path / "c.ncd", codec="pixelcnn")
+    with pytest.raises(neurocodec.InputError, match="lossless and takes no quality"):
+        im.save(tmp_path / "d.ncd", codec="pixelcnn", quality=80)
+    assert sorted(os.listdir(tmp_path)) == ["a.ncd", "b.ncd"]  # Pillow removes what a failed save began
+
+
+def test_pillow_saves_ncd_lossy_by_default(tmp_path):
+    Image.fromarray(SMALL).save(tmp_path / "a.ncd", quality=90)
+    header = container.unpack((tmp_path / "a.ncd").read_bytes()).header
+    assert not header.lossless and header.params["quality"] == 90 and header.shape == SMALL.shape
+
+
+def png_bomb(height: int, width: int) -> bytes:
+    """A valid 1-bit PNG of `height` x `width` black pixels: tiny on disk, huge in memory."""
+    row = bytes(1 + (width + 7) // 8)
+    data = zlib.compress(row * height, 9)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def test_huge_png_is_one_line(tmp_path, no_coding):
+    # before: a DecompressionBombError traceback
+    (tmp_path / "huge.png").write_bytes(png_bomb(13400, 13400))
+    assert_one_line_error(cli("compress", tmp_path / "huge.png"), "huge.png", "exceeds limit", "MAX_IMAGE_PIXELS")
+    (tmp_path / "noext").write_bytes(png_bomb(13400, 13400))  # found to be an image by content
+    assert_one_line_error(cli("compress", tmp_path / "noext"), "noext", "decompression bomb")
+    assert sorted(os.listdir(tmp_path)) == ["huge.png", "noext"]
+
+
+def test_png_over_neurocodec_limit_is_refused_before_decoding_it(tmp_path, monkeypatch, no_coding):
+    (tmp_path / "big.png").write_bytes(png_bomb(3000, 4000))  # 12 M pixels
+    monkeypatch.setattr(limits, "MAX_IMAGE_PIXELS", 10_000_000)
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded"))
+    assert_one_line_error(cli("compress", tmp_path / "big.png"), "big.png: the image is 3000x4000 (12,000,000 pixels)", "NEUROCODEC_MAX_IMAGE_PIXELS")
