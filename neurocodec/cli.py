@@ -95,7 +95,7 @@ def _read_input(path: str) -> bytes:
 def _load_image(data: bytes, label: str):
     from PIL import Image, UnidentifiedImageError
 
-    from . import limits
+    from . import inputs, limits
 
     try:
         with warnings.catch_warnings():
@@ -104,8 +104,12 @@ def _load_image(data: bytes, label: str):
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as im:
                 limits.check_size("image", (im.size[1], im.size[0], 3), "the image")
+                bits = inputs.sample_bits(im)  # Pillow opens 16-bit RGB as RGB; lossless codecs must know
                 im.load()
-                return im.copy()
+                copy = im.copy()
+                if bits > 8:
+                    copy.info[inputs.SAMPLE_BITS_KEY] = bits
+                return copy
     except Image.DecompressionBombError as e:
         raise Failed(f"{label}: {e} (Pillow's PIL.Image.MAX_IMAGE_PIXELS)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:

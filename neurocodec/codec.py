@@ -115,7 +115,7 @@ class Codec:
                     f"codec '{self.name}' codes images, and the input is {type(x).__name__}, not an image "
                     "(give an HxWx3 uint8 array or a Pillow image)"
                 )
-            return as_rgb_image(x)
+            return as_rgb_image(x, lossless=self.lossless)
         if not isinstance(x, (bytes, bytearray, memoryview)):
             raise InputError(f"codec '{self.name}' codes byte strings, got {type(x).__name__}")
         return bytes(x)
@@ -125,24 +125,54 @@ class Codec:
         return f"<{type(self).__name__} '{self.name}' ({self.modality}, {kind})>"
 
 
-def as_rgb_image(x: Any) -> np.ndarray:
-    """An HxWx3 uint8 array from an array or a Pillow image.
+def as_rgb_image(x: Any, lossless: bool = False) -> np.ndarray:
+    """An HxWx3 uint8 array from an array or a Pillow image, never silently changed when
+    `lossless`.
 
-    Grayscale, palette and other 8-bit modes are converted to RGB; images with an alpha
-    channel and 16-bit or float images are refused rather than silently altered.
+    Images with an alpha channel and 16-bit grey or float images are always refused. For lossy
+    coding, grey, palette, bilevel, CMYK, YCbCr and other 8-bit modes are converted to RGB, a
+    2-D array is taken as grey, and 16-bit RGB keeps its top 8 bits. For lossless coding only
+    8-bit RGB is taken, since anything else would not come back as it was given: the message
+    says how to convert it if that is what is wanted. A Pillow image's bit depth is read from
+    its file before it is loaded (Pillow opens 16-bit RGB PNGs as mode RGB), or from
+    `info["neurocodec_sample_bits"]` of a loaded copy.
     """
     from PIL import Image
 
+    from .inputs import sample_bits
+
     if isinstance(x, Image.Image):
-        if x.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (x.mode == "P" and "transparency" in x.info):
-            raise InputError(f"image has an alpha channel (mode {x.mode}); flatten it to RGB first")
-        if x.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-            raise InputError(f"{x.mode} images (16-bit or float) are not supported; convert to 8-bit RGB")
-        x = np.asarray(x.convert("RGB"))
+        mode = x.mode
+        if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in x.info):
+            raise InputError(f"image has an alpha channel (mode {mode}); flatten it to RGB first")
+        if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+            raise InputError(f"{mode} images (16-bit or float) are not supported; convert to 8-bit RGB")
+        if lossless:
+            if sample_bits(x) > 8:
+                raise InputError(
+                    f"image has {sample_bits(x)} bits per sample; lossless codecs code 8-bit RGB only and would "
+                    "drop the low bits. Use a lossy codec, or convert it to 8 bits yourself first"
+                )
+            if mode != "RGB":
+                raise InputError(
+                    f"image is mode {mode}, not RGB; lossless codecs code 8-bit RGB only, and it would not come "
+                    "back as it was. Convert it first (im.convert('RGB')) if RGB is what you want to keep"
+                )
+            if "transparency" in x.info:
+                raise InputError("image has a transparent colour (tRNS); flatten it to RGB first")
+        try:
+            x = np.asarray(x.convert("RGB"))
+        except (ValueError, OSError) as e:
+            raise InputError(f"cannot convert a mode {mode} image to RGB ({e})") from None
     x = np.asarray(x)
     if x.dtype != np.uint8:
         raise InputError(f"image must be uint8, got {x.dtype}")
     if x.ndim == 2:
+        if lossless:
+            raise InputError(
+                "image is a 2-D (grey) array; lossless codecs code HxWx3 RGB only, and it would come back "
+                "as RGB. Stack it to HxWx3 first (np.stack([a] * 3, axis=-1)) if that is what you want"
+            )
         x = np.repeat(x[:, :, None], 3, axis=2)
     if x.ndim != 3 or x.shape[2] != 3:
         raise InputError(f"image must be HxWx3 RGB, got shape {x.shape}")

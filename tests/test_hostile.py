@@ -499,3 +499,59 @@ def test_png_over_neurocodec_limit_is_refused_before_decoding_it(tmp_path, monke
     monkeypatch.setattr(limits, "MAX_IMAGE_PIXELS", 10_000_000)
     monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("decoded"))
     assert_one_line_error(cli("compress", tmp_path / "big.png"), "big.png: the image is 3000x4000 (12,000,000 pixels)", "NEUROCODEC_MAX_IMAGE_PIXELS")
+
+
+# --- "lossless" that is not (item 6) -----------------------------------------------------------
+
+
+def rgb16_png(pixels: np.ndarray) -> bytes:
+    """A 16-bit RGB PNG of an HxWx3 uint16 array (Pillow cannot write one)."""
+    h, w, _ = pixels.shape
+    raw = b"".join(b"\0" + pixels[i].astype(">u2").tobytes() for i in range(h))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def test_16_bit_rgb_png_is_not_coded_lossless(tmp_path):
+    # before: `compress --lossless` kept the top 8 bits of each sample and called that lossless
+    deep = SMALL.astype(np.uint16) * 257 + np.arange(SMALL.size, dtype=np.uint16).reshape(SMALL.shape) % 7
+    (tmp_path / "deep.png").write_bytes(rgb16_png(deep))
+    with Image.open(tmp_path / "deep.png") as im:
+        assert im.mode == "RGB"  # what Pillow makes of it
+        with pytest.raises(neurocodec.InputError, match="16 bits per sample"):
+            neurocodec.compress(im, lossless=True)
+        from neurocodec.codec import as_rgb_image
+
+        assert np.array_equal(as_rgb_image(im), (deep >> 8).astype(np.uint8))  # lossy: the top 8 bits
+    assert_one_line_error(cli("compress", "--lossless", tmp_path / "deep.png"), "deep.png", "16 bits per sample")
+    assert_one_line_error(cli("compress", "-c", "pixelcnn", tmp_path / "deep.png"), "16 bits per sample")
+    assert os.listdir(tmp_path) == ["deep.png"]
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "1", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"])
+def test_lossless_codes_rgb_only(mode, tmp_path):
+    # before: converted to RGB, so the image did not come back as given
+    im = Image.fromarray(SMALL).convert(mode)
+    with pytest.raises(neurocodec.InputError, match=f"mode {mode}, not RGB.*convert"):
+        neurocodec.compress(im, codec="pixelcnn")
+    from neurocodec.codec import as_rgb_image
+
+    assert as_rgb_image(im).shape == SMALL.shape  # lossy codecs still take it, as RGB
+
+
+def test_grey_png_and_2d_array_are_not_coded_lossless(tmp_path):
+    grey = SMALL[:, :, 1]
+    Image.fromarray(grey).save(tmp_path / "grey.png")
+    assert_one_line_error(cli("compress", "--lossless", tmp_path / "grey.png"), "grey.png", "mode L, not RGB")
+    with pytest.raises(neurocodec.InputError, match="2-D"):
+        neurocodec.compress(grey, lossless=True)
+    transparent = Image.fromarray(SMALL)
+    transparent.info["transparency"] = (0, 0, 0)
+    with pytest.raises(neurocodec.InputError, match="transparent"):
+        neurocodec.compress(transparent, codec="pixelcnn")
+    rgb = np.stack([grey] * 3, axis=-1)  # what the message says to do
+    assert np.array_equal(neurocodec.decompress(neurocodec.compress(rgb, lossless=True)), rgb)
