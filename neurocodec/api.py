@@ -1,18 +1,34 @@
-"""The Python interface: compress, decompress, load_codec, available_codecs."""
+"""The Python interface: compress, decompress, load_codec, available_codecs.
+
+Importing it (and so `import neurocodec`) loads neither numpy nor torch: the codecs and their
+dependencies are imported when first used, so that `neurocodec info` and other commands that
+code nothing start at once.
+"""
 
 from __future__ import annotations
 
 import os
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-import numpy as np
-
-from . import container, registry
-from .codec import Codec
+from . import container
 from .errors import InputError
 
-load_codec = registry.load_codec
-available_codecs = registry.available_codecs
+if TYPE_CHECKING:  # pragma: no cover
+    from .codec import Codec
+
+
+def load_codec(name: str) -> Codec:
+    """The installed codec `name`, its weights verified (loaded once per process)."""
+    from . import registry
+
+    return registry.load_codec(name)
+
+
+def available_codecs() -> list[str]:
+    """Names of the installed codecs."""
+    from . import registry
+
+    return registry.available_codecs()
 
 
 def modality_of(obj: Any) -> str:
@@ -25,13 +41,22 @@ def modality_of(obj: Any) -> str:
             return "image"
     except ImportError:  # pragma: no cover
         pass
+    import numpy as np
+
     if isinstance(obj, np.ndarray):
         return "image"
     raise InputError(f"cannot compress a {type(obj).__name__}: give an image (array or PIL) or bytes")
 
 
 def compress(obj: Any, codec: str | None = None, quality: int | None = None, lossless: bool = False, name: str = "") -> bytes:
-    """A complete .ncd file holding `obj` (an HxWx3 uint8 image, a PIL image, or bytes)."""
+    """A complete .ncd file holding `obj` (an HxWx3 uint8 image, a PIL image, or bytes).
+
+    `codec` names an installed codec (default: by the kind of `obj`; with `lossless`, the best
+    lossless one). `quality` (an int from 1 to 100) is for lossy codecs only. `name` is the
+    original's file name, stored in the file. Raises InputError for what the codec cannot code
+    exactly as given, LimitError for an input over neurocodec.limits, CodecNotFound."""
+    from . import registry
+
     chosen: Codec = load_codec(codec or registry.default_codec(modality_of(obj), lossless))
     if lossless and not chosen.lossless:
         raise InputError(f"codec '{chosen.name}' is lossy; pick a lossless codec or drop --lossless")
