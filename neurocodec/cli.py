@@ -398,11 +398,11 @@ def info(files) -> None:
         if "quality" in h.params:
             line.append(f"quality {h.params['quality']}")
         line.append(f"{len(box.chunks)} chunk(s), {size} bytes")
-        if h.modality == "image" and h.shape[0] * h.shape[1]:
+        if h.modality == "image" and len(h.shape) == 3 and h.shape[0] * h.shape[1]:
             line.append(f"{8 * size / (h.shape[0] * h.shape[1]):.3f} bpp")
             if h.lossless:
                 line.append(f"{8 * size / (h.shape[0] * h.shape[1] * 3):.3f} bits per sub-pixel")
-        elif h.modality == "text" and h.shape[0]:
+        elif h.modality == "text" and len(h.shape) == 1 and h.shape[0]:
             line.append(f"{8 * size / h.shape[0]:.3f} bits per byte")
         if h.name:
             line.append(f"name {h.name}")

@@ -34,6 +34,8 @@ class NcdImageFile(ImageFile.ImageFile):
         h = self._box.header
         if h.modality != "image":
             raise SyntaxError(f"{h.codec} file holds {h.modality}, not an image")
+        if len(h.shape) != 3 or h.shape[2] != 3 or min(h.shape) < 1:
+            raise SyntaxError(f"corrupted .ncd file: an image of shape {h.shape}")
         self._mode = "RGB"
         self._size = (h.shape[1], h.shape[0])
         self.info["codec"] = h.codec

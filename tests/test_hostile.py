@@ -555,3 +555,16 @@ def test_grey_png_and_2d_array_are_not_coded_lossless(tmp_path):
         neurocodec.compress(transparent, codec="pixelcnn")
     rgb = np.stack([grey] * 3, axis=-1)  # what the message says to do
     assert np.array_equal(neurocodec.decompress(neurocodec.compress(rgb, lossless=True)), rgb)
+
+
+@pytest.mark.parametrize("shape", [(48,), (0, 0, 3), (4, 4, 1), (4, 4, 3, 1)])
+def test_image_headers_of_odd_shapes(pixelcnn_file, tmp_path, shape):
+    bad = craft(pixelcnn_file, shape=shape)
+    with pytest.raises(FormatError, match="HxWx3"):
+        neurocodec.decompress(bad)
+    (tmp_path / "odd.ncd").write_bytes(bad)
+    r = cli("info", tmp_path / "odd.ncd")  # before: IndexError for a 1-D image shape
+    assert r.returncode == 0 and "shape " + "x".join(map(str, shape)) in r.stdout.decode()
+    with pytest.raises((OSError, FormatError)):  # Pillow: unidentified, or refused at load
+        with Image.open(tmp_path / "odd.ncd") as im:
+            im.load()
