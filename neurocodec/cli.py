@@ -334,16 +334,15 @@ def _restored_name(path: Path, header, use_name: bool = False) -> Path:
     if any, made .png), beside it. The name stored in the header is used only when asked for
     (-N), and never when it could leave the folder, hide a terminal escape or be no name."""
     stem = path.name[: -len(".ncd")] if path.name.lower().endswith(".ncd") else ""
-    stem = stem or path.name + ".out"
     if use_name and header.name:
         if not _safe_name(header.name):
             shown = _one_line(repr(header.name), 80)
             raise Failed(f"{path}: the stored name {shown} is not a plain file name; decompress without -N")
         stem = header.name
-    if header.modality == "image":
-        base = Path(stem)
-        stem = (base.stem if base.suffix.lower() in IMAGE_SUFFIXES else stem) + ".png"
-    return path.with_name(stem)
+    if header.modality == "image":  # FILE.png.ncd -> FILE.png, FILE.jpg.ncd -> FILE.png, FILE.ncd -> FILE.png
+        base = Path(stem or path.name)
+        return path.with_name((base.stem if base.suffix.lower() in IMAGE_SUFFIXES else base.name) + ".png")
+    return path.with_name(stem or path.name + ".out")
 
 
 def _safe_name(name: str) -> bool:
