@@ -6,9 +6,29 @@
 """
 
 from . import pil_plugin  # noqa: F401  (registers the .ncd format with Pillow)
-from .api import available_codecs, compress, decompress, load_codec
-from .errors import NeurocodecError
-from .registry import register
+from .api import available_codecs, compress, decompress, load_codec, register
+from .errors import (
+    CodecNotFound,
+    FormatError,
+    InputError,
+    IntegrityError,
+    LimitError,
+    NeurocodecError,
+    WeightsMismatch,
+)
 
 __version__ = "0.1.0"
-__all__ = ["NeurocodecError", "available_codecs", "compress", "decompress", "load_codec", "register"]
+__all__ = [
+    "CodecNotFound",
+    "FormatError",
+    "InputError",
+    "IntegrityError",
+    "LimitError",
+    "NeurocodecError",
+    "WeightsMismatch",
+    "available_codecs",
+    "compress",
+    "decompress",
+    "load_codec",
+    "register",
+]

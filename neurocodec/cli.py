@@ -1,7 +1,7 @@
 """The `neurocodec` command, in the habits of gzip and zstd.
 
     neurocodec compress FILE... [-c CODEC] [-q QUALITY] [-o OUT] [-f] [--rm]
-    neurocodec decompress FILE.ncd... [-o OUT] [-f] [--rm]
+    neurocodec decompress FILE.ncd... [-o OUT] [-f] [--rm] [-N]
     neurocodec info FILE.ncd...      neurocodec codecs
     neurocodec bench [FOLDER]        neurocodec train hyperprior|text ...
 
@@ -18,6 +18,7 @@ import io
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import click
@@ -36,20 +37,50 @@ def _fail(msg: str) -> None:
 
 
 def atomic_write(path: Path, data: bytes | None = None, writer=None) -> None:
-    """Write `data` (or call `writer(file)`) to a temporary file, then rename it to `path`."""
+    """Write `data` (or call `writer(file)`) to a temporary file, then rename it to `path`.
+
+    The file gets the mode `open()` would give it (0666 less the umask), reaches the disk
+    (fsync) before the rename, and the rename reaches it too (fsync of the folder) before this
+    returns: after a power cut there is the old file or the whole new one, and --rm can delete
+    the source safely once this has returned."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             if writer is not None:
                 writer(f)
             else:
                 f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _fsync_folder(folder)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (where the system allows opening a folder)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # pragma: no cover  (e.g. Windows)
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover  (some file systems refuse fsync of a folder)
+        pass
+    finally:
+        os.close(fd)
 
 
 def _read_input(path: str) -> bytes:
@@ -64,10 +95,23 @@ def _read_input(path: str) -> bytes:
 def _load_image(data: bytes, label: str):
     from PIL import Image, UnidentifiedImageError
 
+    from . import inputs, limits
+
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            return im.copy()
+        with warnings.catch_warnings():
+            # Pillow's own check refuses images over 2 x Image.MAX_IMAGE_PIXELS at open; below
+            # that it only warns, and neurocodec's limit (checked here, before decoding) rules
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                limits.check_size("image", (im.size[1], im.size[0], 3), "the image")
+                bits = inputs.sample_bits(im)  # Pillow opens 16-bit RGB as RGB; lossless codecs must know
+                im.load()
+                copy = im.copy()
+                if bits > 8:
+                    copy.info[inputs.SAMPLE_BITS_KEY] = bits
+                return copy
+    except Image.DecompressionBombError as e:
+        raise Failed(f"{label}: {e} (Pillow's PIL.Image.MAX_IMAGE_PIXELS)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise Failed(f"{label}: not a readable image ({e})") from None
 
@@ -80,8 +124,27 @@ def _is_image(path: str, data: bytes) -> bool:
     try:
         with Image.open(io.BytesIO(data)):
             return True
+    except Image.DecompressionBombError:
+        return True  # an image, too big: _load_image says so
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return False
+
+
+def _check_output(out: Path | None, force: bool, label: str) -> None:
+    """Refuse, before any coding, an output that cannot or may not be written."""
+    if out is None:
+        if sys.stdout.isatty():
+            raise Failed(f"{label}: refusing to write binary data to a terminal (use -o FILE)")
+        return
+    if out.is_dir():
+        raise Failed(f"{out}: is a folder; name a file with -o, or use --output-dir")
+    if (out.exists() or out.is_symlink()) and not force:
+        raise Failed(f"{out}: already exists; use -f to overwrite")
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise Failed(f"{out}: cannot write it: there is no folder '{folder}'")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise Failed(f"{out}: cannot write it: no permission to create files in '{folder}'")
 
 
 def _emit(out: Path | None, data: bytes, force: bool, label: str) -> None:
@@ -96,18 +159,43 @@ def _emit(out: Path | None, data: bytes, force: bool, label: str) -> None:
     atomic_write(out, data)
 
 
+def _one_line(text: str, limit: int = 300) -> str:
+    """`text` on one line (control characters escaped), cut to `limit` characters."""
+    line = " ".join(_printable(str(text)).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters (terminal escapes, newlines, ...) shown as escapes."""
+    return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in text)
+
+
 def _run_each(files: tuple[str, ...], work) -> None:
-    """Run `work(file)` for each file; report failures one line each; exit 1 if any failed."""
+    """Run `work(file)` for each file; report failures one line each; exit 1 if any failed.
+
+    No exception becomes a traceback: a file that makes the decoder run out of memory or fail
+    inside torch is reported like any other failure (set NEUROCODEC_DEBUG=1 for tracebacks)."""
     failed = 0
     for f in files:
+        label = "<stdin>" if f == "-" else f
         try:
             work(f)
-        except (Failed, NeurocodecError) as e:
-            _fail(str(e) if isinstance(e, Failed) else f"{f}: {e}")
-            failed += 1
+        except Failed as e:
+            _fail(_one_line(str(e)))
+        except NeurocodecError as e:
+            _fail(_one_line(f"{label}: {e}"))
         except OSError as e:
-            _fail(f"{f}: {e.strerror or e}")
-            failed += 1
+            where = e.filename if e.filename not in (None, f) else label
+            _fail(_one_line(f"{where}: {e.strerror or e}"))
+        except MemoryError as e:
+            _fail(_one_line(f"{label}: out of memory" + (f" ({e})" if str(e) else "")))
+        except Exception as e:  # noqa: BLE001  a bug or an unforeseen input: still one line
+            if os.environ.get("NEUROCODEC_DEBUG"):
+                raise
+            _fail(_one_line(f"{label}: {type(e).__name__}: {e}"))
+        else:
+            continue
+        failed += 1
     if failed:
         sys.exit(1)
 
@@ -141,15 +229,13 @@ def compress(files, codec, quality, lossless, output, output_dir, force, keep, r
     _check_output_option(files, output)
 
     def work(path: str) -> None:
-        data = _read_input(path)
         label = "<stdin>" if path == "-" else path
         name = "" if path == "-" else Path(path).name
-        if _is_image(path, data):
-            obj = _load_image(data, label)
-        else:
-            obj = data
-        blob = api.compress(obj, codec=codec, quality=quality, lossless=lossless, name=name)
         out = _output_path(output, output_dir, path, lambda p: p.with_name(p.name + ".ncd"))
+        _check_output(out, force, label)  # before the (slow) encode
+        data = _read_input(path)
+        obj = _compress_input(path, data, label, codec)
+        blob = api.compress(obj, codec=codec, quality=quality, lossless=lossless, name=name)
         _emit(out, blob, force, label)
         if verbose:
             click.echo(f"{label}: {_report(obj, blob)}", err=True)
@@ -157,6 +243,23 @@ def compress(files, codec, quality, lossless, output, output_dir, force, keep, r
             os.unlink(path)
 
     _run_each(files, work)
+
+
+def _compress_input(path: str, data: bytes, label: str, codec: str | None):
+    """What `compress` codes: a Pillow image for image files (or an image codec), the bytes
+    themselves otherwise (and always for a text codec, whatever the file holds)."""
+    modality = None
+    if codec is not None:
+        from .registry import read_config
+
+        modality = read_config(codec).get("modality")
+    if modality == "text":
+        return data
+    if _is_image(path, data):
+        return _load_image(data, label)
+    if modality == "image":
+        raise Failed(f"{label}: codec '{codec}' codes images, and this is not an image file (PNG, JPEG, WebP, ...)")
+    return data
 
 
 def _report(obj, blob: bytes) -> str:
@@ -195,8 +298,13 @@ def _output_path(output: str | None, output_dir: str | None, path: str, default)
 @click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
 @click.option("-k", "--keep", is_flag=True, help="keep .ncd files (the default)")
 @click.option("--rm", "remove", is_flag=True, help="remove each .ncd file after success")
-def decompress(files, output, output_dir, force, keep, remove) -> None:
-    """Restore FILE.ncd: images as PNG (unless -o names another format), bytes as they were."""
+@click.option("-N", "--name", "use_name", is_flag=True,
+              help="name the output after the original file, as stored in FILE.ncd (as gzip -N)")
+def decompress(files, output, output_dir, force, keep, remove, use_name) -> None:
+    """Restore FILE.ncd: images as PNG (unless -o names another format), bytes as they were.
+
+    The output is FILE.ncd without .ncd (images: with .png for any image suffix), beside it or
+    in --output-dir; -N uses the original's name stored in the file instead."""
     from . import container
     from .registry import load_codec
 
@@ -206,10 +314,12 @@ def decompress(files, output, output_dir, force, keep, remove) -> None:
         label = "<stdin>" if path == "-" else path
         box = container.unpack(_read_input(path))
         h = box.header
+        out = _output_path(output, output_dir, path, lambda p: _restored_name(p, h, use_name))
+        _check_output(out, force, label)  # before the (slow) decode
+        fmt = _image_format(out) if h.modality == "image" else None
         result = load_codec(h.codec).decode_container(box)
-        out = _output_path(output, output_dir, path, lambda p: _restored_name(p, h))
         if h.modality == "image":
-            data = _encode_image(result, out)
+            data = _encode_image(result, out, fmt)
         else:
             data = bytes(result)
         _emit(out, data, force, label)
@@ -219,23 +329,50 @@ def decompress(files, output, output_dir, force, keep, remove) -> None:
     _run_each(files, work)
 
 
-def _restored_name(path: Path, header) -> Path:
-    stem = path.name[: -len(".ncd")] if path.name.endswith(".ncd") else path.name + ".out"
-    if header.name:  # the original's name, without any folder part
-        stem = Path(header.name).name
-    if header.modality == "image":
-        return path.with_name(Path(stem).stem + ".png")
-    return path.with_name(stem)
+def _restored_name(path: Path, header, use_name: bool = False) -> Path:
+    """Where `decompress` writes FILE.ncd by default: FILE (images: FILE with its image suffix,
+    if any, made .png), beside it. The name stored in the header is used only when asked for
+    (-N), and never when it could leave the folder, hide a terminal escape or be no name."""
+    stem = path.name[: -len(".ncd")] if path.name.lower().endswith(".ncd") else ""
+    if use_name and header.name:
+        if not _safe_name(header.name):
+            shown = _one_line(repr(header.name), 80)
+            raise Failed(f"{path}: the stored name {shown} is not a plain file name; decompress without -N")
+        stem = header.name
+    if header.modality == "image":  # FILE.png.ncd -> FILE.png, FILE.jpg.ncd -> FILE.png, FILE.ncd -> FILE.png
+        base = Path(stem or path.name)
+        return path.with_name((base.stem if base.suffix.lower() in IMAGE_SUFFIXES else base.name) + ".png")
+    return path.with_name(stem or path.name + ".out")
 
 
-def _encode_image(pixels, out: Path | None) -> bytes:
+def _safe_name(name: str) -> bool:
+    """Whether a name read from a file may name an output: not empty, '.' or '..', without
+    folder separators, control characters or trailing/leading spaces."""
+    seps = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
+    return (
+        name not in ("", ".", "..")
+        and not any(c in seps for c in name)
+        and all(c.isprintable() for c in name)
+        and name == name.strip()
+    )
+
+
+def _image_format(out: Path | None) -> str:
+    """The Pillow format an image output is written in: by its suffix, PNG by default."""
+    if out is None or out.suffix.lower() in ("", ".png"):
+        return "PNG"
     from PIL import Image
 
-    fmt = "PNG"
-    if out is not None and out.suffix.lower() not in ("", ".png"):
-        fmt = Image.registered_extensions().get(out.suffix.lower())
-        if fmt is None or fmt == "NCD":
-            raise Failed(f"{out}: unknown image format '{out.suffix}'")
+    fmt = Image.registered_extensions().get(out.suffix.lower())
+    if fmt is None or fmt == "NCD" or fmt not in Image.SAVE:
+        raise Failed(f"{out}: unknown image format '{out.suffix}'")
+    return fmt
+
+
+def _encode_image(pixels, out: Path | None, fmt: str | None = None) -> bytes:
+    from PIL import Image
+
+    fmt = fmt or _image_format(out)
     buf = io.BytesIO()
     try:
         Image.fromarray(pixels).save(buf, format=fmt)
@@ -260,15 +397,15 @@ def info(files) -> None:
         if "quality" in h.params:
             line.append(f"quality {h.params['quality']}")
         line.append(f"{len(box.chunks)} chunk(s), {size} bytes")
-        if h.modality == "image" and h.shape[0] * h.shape[1]:
+        if h.modality == "image" and len(h.shape) == 3 and h.shape[0] * h.shape[1]:
             line.append(f"{8 * size / (h.shape[0] * h.shape[1]):.3f} bpp")
             if h.lossless:
                 line.append(f"{8 * size / (h.shape[0] * h.shape[1] * 3):.3f} bits per sub-pixel")
-        elif h.modality == "text" and h.shape[0]:
+        elif h.modality == "text" and len(h.shape) == 1 and h.shape[0]:
             line.append(f"{8 * size / h.shape[0]:.3f} bits per byte")
         if h.name:
             line.append(f"name {h.name}")
-        click.echo(", ".join(line))
+        click.echo(_printable(", ".join(line)))  # the stored name may hold terminal escapes
 
     _run_each(files, work)
 

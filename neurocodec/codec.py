@@ -42,12 +42,26 @@ class Codec:
 
     # --- the common part ---------------------------------------------------------------
     def encode(self, x: Any, quality: int | None = None, name: str = "") -> bytes:
-        x = self.check_input(x)
-        if not self.lossless:
+        from . import limits
+        from .errors import NeurocodecError
+
+        # everything that can be refused is refused before any conversion, copy or coding
+        if self.lossless:
+            if quality is not None:
+                raise InputError(f"codec '{self.name}' is lossless and takes no quality, got {quality!r}")
+        else:
             quality = self.default_quality if quality is None else quality
-            if not (isinstance(quality, (int, np.integer)) and 1 <= quality <= 100):
+            if isinstance(quality, (bool, np.bool_)) or not (isinstance(quality, (int, np.integer)) and 1 <= quality <= 100):
                 raise InputError(f"quality must be an integer from 1 to 100, got {quality!r}")
             quality = int(quality)
+        try:
+            container._check_name(name)
+        except ValueError as e:
+            raise InputError(str(e)) from None
+        size = limits.input_shape(x, self.modality)
+        if size is not None:
+            limits.check_size(self.modality, size, f"the input {self.modality}")
+        x = self.check_input(x)
         params, chunks = self.encode_chunks(x, quality)
         header = container.Header(
             codec=self.name,
@@ -58,6 +72,10 @@ class Codec:
             params=params,
             name=name,
         )
+        if not limits.payload_can_hold(self.modality, header.shape, sum(map(len, chunks))):
+            raise NeurocodecError(  # never write a file that readers would refuse as corrupted
+                f"codec '{self.name}' coded {header.shape} in fewer bytes than neurocodec files may; please report this"
+            )
         digest = container.content_digest(_as_bytes(x)) if self.lossless else None
         return container.pack(header, chunks, digest)
 
@@ -66,7 +84,13 @@ class Codec:
         return self.decode_container(box)
 
     def decode_container(self, box: container.Container) -> Any:
+        from . import limits
+
         h = box.header
+        if h.modality != self.modality or h.lossless != self.lossless:
+            said = f"{h.modality}, {'lossless' if h.lossless else 'lossy'}"
+            kind = f"{self.modality}, {'lossless' if self.lossless else 'lossy'}"
+            raise FormatError(f"corrupted .ncd file: the header says {said}, but codec '{self.name}' is {kind}")
         if h.weights_digest != self.weights_digest:
             raise WeightsMismatch(
                 f"file was encoded with other weights of codec '{h.codec}' "
@@ -74,6 +98,11 @@ class Codec:
             )
         if self.modality == "image" and (len(h.shape) != 3 or h.shape[2] != 3 or min(h.shape) < 1):
             raise FormatError(f"corrupted .ncd file: codec '{h.codec}' holds HxWx3 images, the header says {h.shape}")
+        if self.modality == "text" and len(h.shape) != 1:
+            raise FormatError(f"corrupted .ncd file: codec '{h.codec}' holds byte strings, the header says shape {h.shape}")
+        # sizes from the header alone, before any codec code runs or allocates
+        limits.check_payload(h.modality, h.shape, sum(map(len, box.chunks)))
+        limits.check_size(h.modality, h.shape, f"the {h.modality} in this file")
         out = self.decode_chunks(h, box.chunks)
         if box.content_digest is not None and container.content_digest(_as_bytes(out)) != box.content_digest:
             raise IntegrityError(f"decoded output of codec '{h.codec}' does not match the original's checksum")
@@ -81,7 +110,12 @@ class Codec:
 
     def check_input(self, x: Any) -> Any:
         if self.modality == "image":
-            return as_rgb_image(x)
+            if isinstance(x, (bytes, bytearray, memoryview, str)):
+                raise InputError(
+                    f"codec '{self.name}' codes images, and the input is {type(x).__name__}, not an image "
+                    "(give an HxWx3 uint8 array or a Pillow image)"
+                )
+            return as_rgb_image(x, lossless=self.lossless)
         if not isinstance(x, (bytes, bytearray, memoryview)):
             raise InputError(f"codec '{self.name}' codes byte strings, got {type(x).__name__}")
         return bytes(x)
@@ -91,24 +125,54 @@ class Codec:
         return f"<{type(self).__name__} '{self.name}' ({self.modality}, {kind})>"
 
 
-def as_rgb_image(x: Any) -> np.ndarray:
-    """An HxWx3 uint8 array from an array or a Pillow image.
+def as_rgb_image(x: Any, lossless: bool = False) -> np.ndarray:
+    """An HxWx3 uint8 array from an array or a Pillow image, never silently changed when
+    `lossless`.
 
-    Grayscale, palette and other 8-bit modes are converted to RGB; images with an alpha
-    channel and 16-bit or float images are refused rather than silently altered.
+    Images with an alpha channel and 16-bit grey or float images are always refused. For lossy
+    coding, grey, palette, bilevel, CMYK, YCbCr and other 8-bit modes are converted to RGB, a
+    2-D array is taken as grey, and 16-bit RGB keeps its top 8 bits. For lossless coding only
+    8-bit RGB is taken, since anything else would not come back as it was given: the message
+    says how to convert it if that is what is wanted. A Pillow image's bit depth is read from
+    its file before it is loaded (Pillow opens 16-bit RGB PNGs as mode RGB), or from
+    `info["neurocodec_sample_bits"]` of a loaded copy.
     """
     from PIL import Image
 
+    from .inputs import sample_bits
+
     if isinstance(x, Image.Image):
-        if x.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (x.mode == "P" and "transparency" in x.info):
-            raise InputError(f"image has an alpha channel (mode {x.mode}); flatten it to RGB first")
-        if x.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-            raise InputError(f"{x.mode} images (16-bit or float) are not supported; convert to 8-bit RGB")
-        x = np.asarray(x.convert("RGB"))
+        mode = x.mode
+        if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in x.info):
+            raise InputError(f"image has an alpha channel (mode {mode}); flatten it to RGB first")
+        if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+            raise InputError(f"{mode} images (16-bit or float) are not supported; convert to 8-bit RGB")
+        if lossless:
+            if sample_bits(x) > 8:
+                raise InputError(
+                    f"image has {sample_bits(x)} bits per sample; lossless codecs code 8-bit RGB only and would "
+                    "drop the low bits. Use a lossy codec, or convert it to 8 bits yourself first"
+                )
+            if mode != "RGB":
+                raise InputError(
+                    f"image is mode {mode}, not RGB; lossless codecs code 8-bit RGB only, and it would not come "
+                    "back as it was. Convert it first (im.convert('RGB')) if RGB is what you want to keep"
+                )
+            if "transparency" in x.info:
+                raise InputError("image has a transparent colour (tRNS); flatten it to RGB first")
+        try:
+            x = np.asarray(x.convert("RGB"))
+        except (ValueError, OSError) as e:
+            raise InputError(f"cannot convert a mode {mode} image to RGB ({e})") from None
     x = np.asarray(x)
     if x.dtype != np.uint8:
         raise InputError(f"image must be uint8, got {x.dtype}")
     if x.ndim == 2:
+        if lossless:
+            raise InputError(
+                "image is a 2-D (grey) array; lossless codecs code HxWx3 RGB only, and it would come back "
+                "as RGB. Stack it to HxWx3 first (np.stack([a] * 3, axis=-1)) if that is what you want"
+            )
         x = np.repeat(x[:, :, None], 3, axis=2)
     if x.ndim != 3 or x.shape[2] != 3:
         raise InputError(f"image must be HxWx3 RGB, got shape {x.shape}")

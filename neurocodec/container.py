@@ -19,7 +19,9 @@ Layout (integers little-endian)::
         CRC         u32       zlib.crc32 of count + has digest + digest
 
 Readers are strict: a file that is truncated, corrupted, of another format version or followed
-by trailing data raises neurocodec.errors.FormatError with a one-line message.
+by trailing data raises neurocodec.errors.FormatError with a one-line message. So does a file
+whose header claims more pixels or bytes than its payload can hold (at most 2**20 per payload
+byte, plus 2**20: see neurocodec.limits.SAMPLES_PER_PAYLOAD_BYTE).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterable
 
+from . import limits
 from .errors import FormatError
 
 MAGIC = b"\x89NCD\r\n\x1a\n"
@@ -214,6 +217,7 @@ def read(fp: BinaryIO) -> Container:
         raise FormatError(f"corrupted .ncd file: {kind} a content digest")
     if fp.read(1):
         raise FormatError("corrupted .ncd file: trailing data after the end")
+    limits.check_payload(header.modality, header.shape, sum(map(len, chunks)))
     return Container(header, chunks, digest if has_digest else None)
 
 
@@ -286,6 +290,8 @@ def _read_up_to(fp: BinaryIO, n: int) -> bytes:
         part = fp.read(min(n, _READ_STEP))
         if not part:
             break
+        if not isinstance(part, (bytes, bytearray)):
+            raise TypeError(f"a .ncd file must be read from a binary file, got {type(part).__name__} from read()")
         parts.append(part)
         n -= len(part)
     return b"".join(parts)

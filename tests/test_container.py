@@ -504,3 +504,17 @@ def test_pack_checks_its_arguments(sample):
     with pytest.raises(TypeError):
         pack({"codec": "x"}, chunks, digest)
     assert pack(header, [bytearray(c) for c in chunks], bytearray(digest)) == blob
+
+
+def test_shape_the_payload_cannot_hold(sample):
+    """A checksummed header claiming more than 2**20 bytes (or pixels) per payload byte, plus
+    2**20, is refused by the reader before any codec sees it (issue 16: memory and CPU bombs)."""
+    blob, header, chunks, digest = sample
+    payload = sum(map(len, chunks))
+    room = container.limits.SAMPLES_PER_PAYLOAD_BYTE * (payload + 1)
+    assert unpack(pack(make_header(shape=(room,)), chunks, digest)).header.shape == (room,)
+    message = expect_format_error(pack(make_header(shape=(room + 1,)), chunks, digest))
+    assert message == f"corrupted .ncd file: the header claims {room + 1:,} bytes, more than {payload:,} bytes of coded data can hold"
+    image = make_header(modality="image", lossless=False, shape=(1 << 20, 1 << 20, 3))
+    assert "claims 1,099,511,627,776 pixels" in expect_format_error(pack(image, [b"", b"\0" * 100]))
+    assert unpack(pack(make_header(modality="image", lossless=False, shape=(1024, 1024, 3)), [])).chunks == []
