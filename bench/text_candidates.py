@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from neurocodec.bench.images import _markdown, machine_line
-from neurocodec.families.text.codec import IntegerByteLSTM, export_weights
+from neurocodec.exact.lstm import IntegerLSTM, export_weights
 from neurocodec.families.text.net import ByteLSTM
 
 
@@ -47,7 +47,7 @@ class TinyTransformer(nn.Module):
 
 
 def decode_rate(hidden: int, batch: int, steps: int = 50) -> float:
-    net = IntegerByteLSTM(export_weights(ByteLSTM(hidden)))
+    net = IntegerLSTM(export_weights(ByteLSTM(hidden)))
     prev, h, c = net.initial_state(batch)
     for i in range(steps + 1):
         if i == 1:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from neurocodec import compose, container, exact
-from neurocodec.entropy import Categorical, DiscretizedGaussian, DiscretizedLaplace
+from neurocodec.entropy import Categorical, DiscretizedLaplace
 from neurocodec.samples import photo
 
 RNG = np.random.default_rng(0)

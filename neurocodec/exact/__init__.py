@@ -66,29 +66,23 @@ def from_fixed(x: torch.Tensor) -> torch.Tensor:
     return x / ONE
 
 
-class Conv2d(nn.Conv2d):
-    """nn.Conv2d, with an optional fixed mask on its weight (for causal convolutions)."""
+class _ExactConv:
+    """What exact Conv2d and ConvTranspose2d share: integer weights rounded from the float
+    ones on first use, and the rounding of an accumulator back to the activation grid.
 
-    def __init__(self, *args, mask: torch.Tensor | None = None, **kwargs):
-        super().__init__(*args, **kwargs)
+    `clamp=True` (the default) clamps activations to +-ACT_LIMIT, which with the weight bound
+    checked at load keeps every partial sum exact. `clamp=False` keeps compressai-style
+    networks exact as they were trained (no clamp) and instead checks every result at run
+    time: an accumulator at or beyond 2**52 raises OverflowError.
+    """
+
+    def _init_exact(self, mask: torch.Tensor | None, clamp: bool) -> None:
         self.register_buffer("mask", mask, persistent=False)
+        self.clamp = clamp
         self._exact: tuple[torch.Tensor, torch.Tensor | None] | None = None
 
     def masked_weight(self) -> torch.Tensor:
         return self.weight if self.mask is None else self.weight * self.mask
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not is_exact():
-            return self._conv_forward(x, self.masked_weight(), self.bias)
-        w, b = self.exact_weights()
-        if x.shape[2:] == w.shape[2:] and self.padding in ((0, 0), "valid") and self.groups == 1:
-            # one output per input window (a batch of neighbourhoods): a plain matrix product
-            acc = F.linear(x.flatten(1), w.flatten(1), b)[:, :, None, None]
-        else:
-            acc = F.conv2d(x, w, None, self.stride, self.padding, self.dilation, self.groups)
-            if b is not None:
-                acc = acc + b[None, :, None, None]
-        return torch.floor(acc * 2.0**-WEIGHT_BITS + 0.5).clamp_(-ACT_LIMIT, ACT_LIMIT)
 
     def exact_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Integer weights and biases (float64), rounded from the float ones on first use."""
@@ -96,11 +90,22 @@ class Conv2d(nn.Conv2d):
             with torch.no_grad():
                 w = torch.round(self.masked_weight().double() * 2**WEIGHT_BITS)
                 b = None if self.bias is None else torch.round(self.bias.double() * 2 ** (WEIGHT_BITS + ACT_BITS))
-            fan_in = w.abs().flatten(1).sum(1).max().item()
-            if fan_in * ACT_LIMIT + (0 if b is None else b.abs().max().item()) >= EXACT_LIMIT:
-                raise ValueError("weights too large for exact float64 accumulation")
+            if self.clamp:
+                fan_in = w.abs().transpose(0, 1).flatten(1).sum(1).max().item() if self.transposed else \
+                    w.abs().flatten(1).sum(1).max().item()
+                if fan_in * ACT_LIMIT + (0 if b is None else b.abs().max().item()) >= EXACT_LIMIT:
+                    raise ValueError("weights too large for exact float64 accumulation")
             self._exact = (w, b)
         return self._exact
+
+    def _round(self, acc: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        if b is not None:
+            acc = acc + b[None, :, None, None]
+        if not self.clamp:
+            if acc.numel() and acc.abs().max() >= EXACT_LIMIT:
+                raise OverflowError("an exact layer left the exact integer range")
+            return torch.floor(acc * 2.0**-WEIGHT_BITS + 0.5)
+        return torch.floor(acc * 2.0**-WEIGHT_BITS + 0.5).clamp_(-ACT_LIMIT, ACT_LIMIT)
 
     def forget_exact(self) -> None:
         """Drop the rounded weights (after the float weights changed)."""
@@ -111,22 +116,80 @@ class Conv2d(nn.Conv2d):
         return super()._apply(fn, *args, **kwargs)
 
 
-def leaky_relu(x: torch.Tensor) -> torch.Tensor:
-    """LeakyReLU with slope 1/8, rounded back to the grid in exact mode."""
+class Conv2d(_ExactConv, nn.Conv2d):
+    """nn.Conv2d, with an optional fixed mask on its weight (for causal convolutions)."""
+
+    def __init__(self, *args, mask: torch.Tensor | None = None, clamp: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_exact(mask, clamp)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not is_exact():
+            return self._conv_forward(x, self.masked_weight(), self.bias)
+        w, b = self.exact_weights()
+        if x.shape[2:] == w.shape[2:] and self.padding in ((0, 0), "valid") and self.groups == 1:
+            # one output per input window (a batch of neighbourhoods): a plain matrix product
+            return self._round(F.linear(x.flatten(1), w.flatten(1))[:, :, None, None], b)
+        return self._round(F.conv2d(x, w, None, self.stride, self.padding, self.dilation, self.groups), b)
+
+
+class ConvTranspose2d(_ExactConv, nn.ConvTranspose2d):
+    """nn.ConvTranspose2d that runs exactly in exact mode."""
+
+    def __init__(self, *args, clamp: bool = True, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._init_exact(None, clamp)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not is_exact():
+            return super().forward(x)
+        w, b = self.exact_weights()
+        acc = F.conv_transpose2d(x, w, None, self.stride, self.padding, self.output_padding, self.groups, self.dilation)
+        return self._round(acc, b)
+
+
+def leaky_relu(x: torch.Tensor, slope: float = LEAKY_SLOPE) -> torch.Tensor:
+    """LeakyReLU (slope 1/8 unless given), rounded back to the grid in exact mode."""
     if not is_exact():
-        return F.leaky_relu(x, LEAKY_SLOPE)
-    return torch.where(x < 0, torch.floor(x * LEAKY_SLOPE + 0.5), x)
+        return F.leaky_relu(x, slope)
+    return torch.where(x < 0, torch.floor(x * slope + 0.5), x)
 
 
 class LeakyReLU(nn.Module):
+    def __init__(self, slope: float = LEAKY_SLOPE):
+        super().__init__()
+        self.slope = slope
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return leaky_relu(x)
+        return leaky_relu(x, self.slope)
+
+
+def from_torch(module: nn.Module, clamp: bool = False) -> nn.Module:
+    """An exact copy of a plain torch network made of Conv2d, ConvTranspose2d, LeakyReLU and
+    ReLU layers (in Sequentials): the same weights, run exactly in exact mode. `clamp=False`
+    keeps its arithmetic unclamped and checked (`_ExactConv`)."""
+    if isinstance(module, nn.Sequential):
+        return nn.Sequential(*(from_torch(m, clamp) for m in module))
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        kind = ConvTranspose2d if isinstance(module, nn.ConvTranspose2d) else Conv2d
+        kw = dict(stride=module.stride, padding=module.padding, dilation=module.dilation, groups=module.groups,
+                  bias=module.bias is not None, clamp=clamp)
+        if kind is ConvTranspose2d:
+            kw["output_padding"] = module.output_padding
+        layer = kind(module.in_channels, module.out_channels, module.kernel_size, **kw)
+        layer.load_state_dict(module.state_dict())
+        return layer
+    if isinstance(module, nn.LeakyReLU):
+        return LeakyReLU(module.negative_slope)
+    if isinstance(module, nn.ReLU):
+        return LeakyReLU(0.0)
+    raise TypeError(f"no exact version of {type(module).__name__}")
 
 
 def forget_exact(module: nn.Module) -> None:
     """Drop every cached integer weight in `module` (call after loading new float weights)."""
     for m in module.modules():
-        if isinstance(m, Conv2d):
+        if isinstance(m, _ExactConv):
             m.forget_exact()
 
 

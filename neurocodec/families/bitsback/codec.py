@@ -26,7 +26,7 @@ known to the decoder and not coded) are chained on one stack; a chunk holds up t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import math
 

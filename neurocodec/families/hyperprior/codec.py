@@ -10,9 +10,9 @@ Coding a tile (at most `tile` x `tile` pixels, padded to a multiple of 64):
 
 Determinism. The decoder must rebuild exactly the (mu, sigma) the encoder used. Float
 convolutions sum in an order that depends on the thread count and the device, so the hyper
-synthesis h_s is run as an integer network: weights and activations are integers (fixed point,
-`WEIGHT_BITS` and `ACT_BITS` fractional bits) held in float64, where every partial sum stays
-below 2**53 and is therefore exact in any order. The z tables are stored in the weights file,
+synthesis h_s runs in neurocodec's exact runtime (`neurocodec.exact`): weights and
+activations are integers (fixed point, 16 and 12 fractional bits) held in float64, where every
+partial sum stays below 2**53 and is therefore exact in any order. The z tables are stored in the weights file,
 and gains are rounded to a 2**-16 grid. Only g_s runs in ordinary float arithmetic, so a
 reconstructed pixel may differ by one level between machines or thread counts; the latents,
 and so the file, never do.
@@ -28,15 +28,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ... import registry
+from ... import exact, registry
 from ...compose import Decoder, LikelihoodCodec, Lockstep
 from ...entropy import Categorical, DiscretizedGaussian
 from ...errors import FormatError
 from .net import LAMBDAS, VariableRateHyperprior
 
-ACT_BITS = 12  # fractional bits of h_s activations
-WEIGHT_BITS = 16  # fractional bits of h_s weights
-EXACT_LIMIT = 2.0**52  # an accumulator beyond this could lose integer exactness
+ACT_BITS, WEIGHT_BITS = exact.ACT_BITS, exact.WEIGHT_BITS  # h_s runs in neurocodec.exact
 SCALE_BOUND = 0.11  # compressai's lower bound on a Gaussian scale
 Z_HALF_RANGE = 63  # z symbols are coded in [-63, 63] around each channel's median
 Y_HALF_RANGE = 2047  # y residuals are clamped to [-2047, 2047]
@@ -47,7 +45,7 @@ GAIN_GRID = 2.0**16
 
 
 def quantize_hyper_synthesis(h_s: torch.nn.Sequential) -> dict[str, torch.Tensor]:
-    """Integer weights (int32) and biases (int64) of the float h_s, for `integer_h_s`."""
+    """Integer weights (int32) and biases (int64) of the float h_s, as the weights file keeps them."""
     out = {}
     for i, layer in enumerate(h_s):
         if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
@@ -58,49 +56,24 @@ def quantize_hyper_synthesis(h_s: torch.nn.Sequential) -> dict[str, torch.Tensor
     return out
 
 
-def dequantize_hyper_synthesis(q: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The float h_s state that the integer one stands for (to resume training)."""
+def dequantize_hyper_synthesis(q: dict[str, torch.Tensor], dtype=torch.float32) -> dict[str, torch.Tensor]:
+    """The float h_s state that the integer one stands for (float64: exactly)."""
     out = {}
     for k, v in q.items():
         if k.endswith(".weight_q"):
-            out[k[: -len("_q")]] = v.double().div(2**WEIGHT_BITS).float()
+            out[k[: -len("_q")]] = v.double().div(2**WEIGHT_BITS).to(dtype)
         elif k.endswith(".bias_q"):
-            out[k[: -len("_q")]] = v.double().div(2 ** (WEIGHT_BITS + ACT_BITS)).float()
+            out[k[: -len("_q")]] = v.double().div(2 ** (WEIGHT_BITS + ACT_BITS)).to(dtype)
     return out
 
 
-class IntegerHyperSynthesis:
-    """compressai's mean-scale h_s (deconv, leaky, deconv, leaky, conv) in exact arithmetic."""
-
-    def __init__(self, q: dict[str, torch.Tensor], template: torch.nn.Sequential):
-        self.layers = []
-        for i, layer in enumerate(template):
-            if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
-                self.layers.append(
-                    (
-                        isinstance(layer, torch.nn.ConvTranspose2d),
-                        q[f"h_s.{i}.weight_q"].double(),
-                        q[f"h_s.{i}.bias_q"].double(),
-                        layer.stride,
-                        layer.padding,
-                        getattr(layer, "output_padding", 0),
-                    )
-                )
-
-    def __call__(self, a: torch.Tensor) -> torch.Tensor:
-        """`a`: integer activations (value * 2**ACT_BITS) as float64; returns the same."""
-        for n, (transposed, w, b, stride, padding, output_padding) in enumerate(self.layers):
-            if transposed:
-                acc = F.conv_transpose2d(a, w, None, stride, padding, output_padding)
-            else:
-                acc = F.conv2d(a, w, None, stride, padding)
-            acc = acc + b[None, :, None, None]
-            if acc.numel() and acc.abs().max() >= EXACT_LIMIT:
-                raise OverflowError("hyper synthesis left the exact integer range")
-            a = torch.floor(acc / 2**WEIGHT_BITS + 0.5)
-            if n < len(self.layers) - 1:  # LeakyReLU(0.01), rounded back to the integer grid
-                a = torch.where(a < 0, torch.floor(a * 0.01 + 0.5), a)
-        return a
+def exact_hyper_synthesis(q: dict[str, torch.Tensor], template: torch.nn.Sequential) -> torch.nn.Module:
+    """compressai's mean-scale h_s (deconv, leaky, deconv, leaky, conv) as an exact network
+    whose integer weights are the stored ones: float64 parameters that round back to them
+    exactly, unclamped as it was trained, every accumulator checked (`exact.from_torch`)."""
+    h_s = exact.from_torch(template, clamp=False).double()
+    h_s.load_state_dict({k[len("h_s."):]: v for k, v in dequantize_hyper_synthesis(q, torch.float64).items()})
+    return h_s.eval()
 
 
 # --- the codec --------------------------------------------------------------------------
@@ -132,9 +105,7 @@ class HyperpriorCodec(LikelihoodCodec):
         # channels-last convolutions decode ~30 % faster on the CPU (measured); they change
         # only float rounding in g_a/g_s, never what feeds the entropy coder
         self.net.eval().to(memory_format=torch.channels_last)
-        self.h_s = IntegerHyperSynthesis(
-            {k: v for k, v in weights.items() if k.startswith("h_s.")}, self.net.h_s
-        )
+        self.h_s = exact_hyper_synthesis({k: v for k, v in weights.items() if k.startswith("h_s.")}, self.net.h_s)
         self.z_pmf = weights["z_pmf"].double().numpy()
         self.z_median_q = weights["z_median_q"].double()
         self.log_gain = weights["log_gain"].double().numpy()
@@ -164,7 +135,8 @@ class HyperpriorCodec(LikelihoodCodec):
     def gaussian_params(self, z_sym: torch.Tensor, gain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact (mu, sigma) of the gained latents from the integer z symbols."""
         a = z_sym.double() * 2**ACT_BITS + self.z_median_q[None, :, None, None]
-        scales_q, means_q = self.h_s(a).chunk(2, 1)
+        with torch.no_grad(), exact.exact_mode():
+            scales_q, means_q = self.h_s(a).chunk(2, 1)
         mu = means_q / 2**ACT_BITS * gain
         sigma = torch.clamp(scales_q / 2**ACT_BITS * gain, min=SCALE_BOUND)
         return mu, sigma

@@ -16,7 +16,7 @@ thread count and tile. The container's content checksum verifies every decoded i
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch

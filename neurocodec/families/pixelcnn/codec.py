@@ -24,7 +24,7 @@ probability tables given to constriction are identical on every machine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch

@@ -77,6 +77,7 @@ class TextSpec(TrainSpec):
                                                     next(model.parameters()).device), 4)
 
     def export(self, model, info, name):
-        from .codec import default_config, export_weights
+        from ...exact.lstm import export_weights
+        from .codec import default_config
 
         return default_config(name, model), export_weights(model)

@@ -1,0 +1,88 @@
+"""An LSTM language model in exact integer arithmetic: the text codec's network.
+
+A byte-level model (embedding -> one LSTM layer -> linear -> 256 logits) is exported to
+integers: weights with `WEIGHT_BITS` and activations with `ACT_BITS` fractional bits (the
+convention of all of `neurocodec.exact`), so every dot product is a sum of integers below
+2**53 and exact in any order. The embedding and input projection fold into one table row per
+byte value; sigmoid, tanh and exp are stored tables indexed by quantized arguments; the
+next-byte distribution is a vector of integer weights, which constriction normalizes the same
+way everywhere.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import ACT_BITS, WEIGHT_BITS
+
+ACC_BITS = WEIGHT_BITS + ACT_BITS  # fractional bits of a dot product
+GATE_BITS = 8  # a gate's pre-activation is looked up on a 2**-8 grid ...
+GATE_RANGE = 12  # ... over [-12, 12]
+CELL_LIMIT = 64.0  # |c| is clamped here
+LOGIT_BITS = 6  # logits are rounded to 1/64 nat ...
+LOGIT_RANGE = 24  # ... and kept within 24 nats of the largest
+PROB_BITS = 32  # exp table: round(2**32 * exp(-k / 64)), at least 1
+
+
+def export_weights(net) -> dict[str, torch.Tensor]:
+    """The integer tensors and lookup tables the codec runs on (int32; the exp table int64)."""
+    with torch.no_grad():
+        lstm = net.lstm
+        table_in = net.embed.weight.double() @ lstm.weight_ih_l0.double().T + (lstm.bias_ih_l0 + lstm.bias_hh_l0).double()
+        i, f, g, o = torch.arange(4 * net.hidden).view(4, -1)  # torch's gate order ...
+        order = torch.cat([i, f, o, g])  # ... stored as i, f, o, g: the sigmoid gates together
+        grid = torch.arange(-GATE_RANGE * 2**GATE_BITS, GATE_RANGE * 2**GATE_BITS + 1, dtype=torch.float64) / 2**GATE_BITS
+        k = torch.arange(0, LOGIT_RANGE * 2**LOGIT_BITS + 1, dtype=torch.float64)
+        q = lambda t, bits: torch.round(t * 2.0**bits).to(torch.int32)  # noqa: E731
+        return {
+            "table_in": q(table_in[:, order], WEIGHT_BITS),  # times 2**ACT_BITS at load: units 2**-ACC_BITS
+            "w_hh": q(lstm.weight_hh_l0.double()[order], WEIGHT_BITS),
+            "w_out": q(net.out.weight.double(), WEIGHT_BITS),
+            "b_out": q(net.out.bias.double(), WEIGHT_BITS),
+            "sigmoid": q(torch.sigmoid(grid), ACT_BITS),
+            "tanh": q(torch.tanh(grid), ACT_BITS),
+            "exp": torch.clamp(torch.round(torch.exp(-k / 2**LOGIT_BITS) * 2.0**PROB_BITS), min=1).to(torch.int64),
+        }
+
+
+def _lookup(table: torch.Tensor, x: torch.Tensor, shift: int) -> torch.Tensor:
+    """table[round(x / 2**shift)], the index clamped to the table's range."""
+    half = (table.numel() - 1) // 2
+    return table[torch.floor(x * 2.0**-shift + (half + 0.5)).clamp_(0, 2 * half).long()]
+
+
+class IntegerLSTM:
+    """Exact next-byte weights, one step at a time for a batch of streams."""
+
+    def __init__(self, weights: dict[str, torch.Tensor], device: str | torch.device = "cpu", bos: int = 0):
+        f64 = lambda name, shift=0: weights[name].to(torch.float64).mul(2.0**shift).to(device)  # noqa: E731
+        self.table_in = f64("table_in", ACT_BITS)
+        self.w_hh_t = f64("w_hh").T.contiguous()
+        self.w_out_t = f64("w_out").T.contiguous()
+        self.b_out = f64("b_out", ACT_BITS)
+        self.sigmoid, self.tanh, self.exp = f64("sigmoid"), f64("tanh"), f64("exp")
+        self.hidden = self.w_hh_t.shape[0]
+        self.device, self.bos = device, bos  # bos: the byte a fresh stream is taken to follow
+        for name, w in (("w_hh", self.w_hh_t), ("w_out", self.w_out_t)):
+            if w.abs().sum(0).max() * 2**ACT_BITS >= 2**52:  # the worst case of one dot product
+                raise ValueError(f"{name} is too large for exact float64 accumulation")
+
+    def initial_state(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(previous bytes, h, c) of `n` fresh streams."""
+        zeros = torch.zeros(n, self.hidden, dtype=torch.float64, device=self.device)
+        return torch.full((n,), self.bos, dtype=torch.long, device=self.device), zeros, zeros.clone()
+
+    def step(self, prev: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        """Integer weights (n, 256) of the next byte after `prev`, and the new (h, c)."""
+        pre = self.table_in[prev] + h @ self.w_hh_t
+        n = self.hidden
+        i, f, o = _lookup(self.sigmoid, pre[:, : 3 * n], ACC_BITS - GATE_BITS).split(n, dim=1)
+        g = _lookup(self.tanh, pre[:, 3 * n :], ACC_BITS - GATE_BITS)
+        limit = CELL_LIMIT * 2**ACT_BITS
+        c = torch.floor(torch.addcmul(f * c, i, g).mul_(2.0**-ACT_BITS).add_(0.5)).clamp_(-limit, limit)
+        h = torch.floor(o * _lookup(self.tanh, c, ACT_BITS - GATE_BITS) * 2.0**-ACT_BITS + 0.5)
+        logits = torch.floor((h @ self.w_out_t + self.b_out) * 2.0 ** -(ACC_BITS - LOGIT_BITS) + 0.5)
+        k = torch.clamp(logits.amax(dim=1, keepdim=True) - logits, max=self.exp.numel() - 1).long()
+        return self.exp[k], h, c
+
+
