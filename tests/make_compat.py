@@ -59,10 +59,11 @@ def main() -> None:
         for case, spec in inputs(codec).items():
             x = load_input(spec)
             for q in qualities:
-                stem = f"{name}-{digest}-{case}" + ("" if q is None else f"-q{q}")
+                blob = codec.encode(x, quality=q)
+                sym = "-sym" if "symbols" in neurocodec.container.unpack(blob).header.params else ""
+                stem = f"{name}-{digest}-{case}" + ("" if q is None else f"-q{q}") + sym
                 if f"{stem}.ncd" in have:
                     continue
-                blob = codec.encode(x, quality=q)
                 out = codec.decode(blob)
                 (OUT / f"{stem}.ncd").write_bytes(blob)
                 if codec.modality == "text":

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..codec import Codec, one_thread, tile_grid
 from ..container import Header
-from ..errors import FormatError
+from ..errors import FormatError, IntegrityError
 from .steps import Each, Step
 from .streams import Decoder, Encoder, Meter, Stack, StepError, Stream, seed_words
 
@@ -120,9 +120,14 @@ class LikelihoodCodec(Codec):
         arr = _as_array(x)
         params = self.params(arr, quality)
         chunks = []
+        check = _symbols_check(self)
         with self.running():
             for part in _progress(self.plan(arr.shape, params), "encoding"):
-                chunks.append(self.encode_part([arr[r] for r in part], params))
+                chunks.append(self.encode_part([arr[r] for r in part], params, **({"digest": True} if check else {})))
+                if check is not None:
+                    check.update(self._last_digest)
+        if check is not None:
+            params = dict(params, symbols=check.hexdigest())
         return params, chunks
 
     def encode_part(self, values: list[np.ndarray], params: dict, **kw) -> bytes:
@@ -130,6 +135,8 @@ class LikelihoodCodec(Codec):
         self.part_step([v.shape for v in values], params).push(stream, values)
         if self._metering is not None:
             self._metering += stream.bits
+        if stream.digest is not None:
+            self._last_digest = stream.digest.digest()
         return stream.to_bytes()
 
     def decode_chunks(self, header: Header, chunks: list[bytes]) -> Any:
@@ -139,10 +146,17 @@ class LikelihoodCodec(Codec):
         if len(plan) != len(chunks):
             raise FormatError(f"corrupted .ncd file: {len(chunks)} chunks where '{self.name}' codes {len(plan)} parts")
         out = np.empty(shape, dtype=np.uint8)
+        expected = header.params.get("symbols")
+        check = _symbols_check(self) if expected is not None else None
         with self.running():
             for part, data in _progress(list(zip(plan, chunks)), "decoding"):
-                for region, value in zip(part, self.decode_part(data, [_shape(shape, r) for r in part], params)):
+                values = self.decode_part(data, [_shape(shape, r) for r in part], params, **({"digest": True} if check else {}))
+                if check is not None:
+                    check.update(self._last_digest)
+                for region, value in zip(part, values):
                     out[region] = value
+        if check is not None and check.hexdigest() != expected:
+            raise IntegrityError(f"decoded symbols of codec '{self.name}' do not match the encoder's: the file is damaged")
         return out.tobytes() if self.modality == "text" else out
 
     def decode_part(self, data: bytes, shapes: list[tuple], params: dict, **kw) -> list[np.ndarray]:
@@ -150,6 +164,10 @@ class LikelihoodCodec(Codec):
         values = self.part_step(shapes, params).pop(stream)
         if isinstance(stream, Stack):
             stream.check_returned()
+        else:
+            stream.check_exhausted()
+        if stream.digest is not None:
+            self._last_digest = stream.digest.digest()
         return values
 
     # --- measuring and checking -----------------------------------------------------------
@@ -179,6 +197,13 @@ class LikelihoodCodec(Codec):
                 reader = self.reader(writer.to_bytes(), params, trace=True)
                 reader.expect = expect
                 self.part_step([v.shape for v in values], params).pop(reader)
+
+
+def _symbols_check(codec: LikelihoodCodec):
+    """A lossy file carries a digest of every coded symbol (its decoder cannot check the
+    output against the original); lossless files are checked against the original. (Symbols
+    on a stack come out in another order than they went in: stack codecs are lossless.)"""
+    return None if codec.lossless or codec.coder == "ans" else hashlib.blake2b(digest_size=16)
 
 
 def _progress(items: list, desc: str):

@@ -38,8 +38,9 @@ class Stream:
     lifo = False  # a stack: pops return the symbols of the last pushes
     decoding = False  # the decoder's side: symbols come out of the stream
 
-    def __init__(self, meter: bool = False, trace: bool = False):
+    def __init__(self, meter: bool = False, trace: bool = False, digest: bool = False):
         self.meter = meter
+        self.digest = hashlib.blake2b(digest_size=16) if digest else None  # of every symbol, in coding order
         self.bits = 0.0
         self.trace: list[tuple[str, str]] | None = [] if trace else None
         self.expect: list[tuple[str, str]] | None = None  # a decoder checked against its encoder's trace
@@ -57,6 +58,10 @@ class Stream:
         symbols = self._pop(dist, n)
         self._meter(dist, symbols, -1 if not self.decoding else +1)
         return symbols
+
+    def _hash(self, symbols: np.ndarray) -> None:
+        if self.digest is not None:
+            self.digest.update(np.asarray(symbols, dtype="<i8").tobytes())
 
     @contextlib.contextmanager
     def at(self, name: str):
@@ -126,12 +131,13 @@ def fingerprint(dist: Distribution) -> str:
 class Encoder(Stream):
     """The range coder's writing end (a queue)."""
 
-    def __init__(self, meter: bool = False, trace: bool = False):
-        super().__init__(meter, trace)
+    def __init__(self, meter: bool = False, trace: bool = False, digest: bool = False):
+        super().__init__(meter, trace, digest)
         self.coder = RangeEncoder()
 
     def _push(self, symbols, dist):
         self.coder.encode(symbols, dist)
+        self._hash(symbols)
 
     def to_bytes(self) -> bytes:
         return self.coder.to_bytes()
@@ -142,12 +148,19 @@ class Decoder(Stream):
 
     decoding = True
 
-    def __init__(self, data: bytes, meter: bool = False, trace: bool = False):
-        super().__init__(meter, trace)
+    def __init__(self, data: bytes, meter: bool = False, trace: bool = False, digest: bool = False):
+        super().__init__(meter, trace, digest)
         self.coder = RangeDecoder(data)
 
     def _pop(self, dist, n):
-        return self.coder.decode(dist, n)
+        symbols = self.coder.decode(dist, n)
+        self._hash(symbols)
+        return symbols
+
+    def check_exhausted(self) -> None:
+        """A decoder must end exactly where its data ends."""
+        if not self.coder.exhausted():
+            raise FormatError("corrupted .ncd file: a coded stream does not end where its decoding ends")
 
 
 class Meter(Stream):

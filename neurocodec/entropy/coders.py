@@ -73,6 +73,11 @@ class RangeDecoder:
     def decode(self, dist: Distribution, n: int | None = None) -> np.ndarray:
         return _decode(self._coder, dist, n)
 
+    def exhausted(self) -> bool:
+        """Whether the data ended where the decoding did (a decoder that did not read all of
+        it, or would need more, decoded something else than was written)."""
+        return bool(self._coder.maybe_exhausted())
+
 
 class AnsCoder:
     """A stack: `pop` returns the symbols of the last `push` with the same distributions.
