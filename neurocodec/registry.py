@@ -9,7 +9,8 @@ it), and imports a family's module only when a codec of that family is loaded or
 A codec is a folder `<name>/` holding `config.json` (its family, name, modality and
 settings), `weights.safetensors` and `MODEL_CARD.md`. Folders are looked up, in order, in
 the paths of `$NEUROCODEC_CODECS` (separated by os.pathsep), in `codecs/` of a source
-checkout, and in the copy of `codecs/` that a wheel installs inside the package. Weights are
+checkout, in the copy of `codecs/` that a wheel installs inside the package, and in the
+packages other distributions name in the entry-point group `neurocodec.codecs`. Weights are
 checked against the SHA-256 in the config before use; the digest is what a .ncd file records.
 """
 
@@ -112,10 +113,22 @@ DEFAULTS = {("image", False): "hyperprior", ("text", True): "text", ("text", Fal
 BEST_BY = {("image", True): "kodak.bpsp"}  # the measured figure in config.json that ranks candidates
 
 
+CODEC_ENTRY_POINTS = "neurocodec.codecs"  # value: a package whose folder holds codec folders
+
+
 def search_path() -> list[Path]:
+    """Where codec folders are looked up, in order: $NEUROCODEC_CODECS, a source checkout's
+    codecs/, the copy a wheel installs, then folders that other packages declare."""
+    import importlib.metadata
+    import importlib.util
+
     paths = [Path(p) for p in os.environ.get("NEUROCODEC_CODECS", "").split(os.pathsep) if p]
     here = Path(__file__).resolve().parent
     paths += [here.parent / "codecs", here / "_codecs"]
+    for ep in importlib.metadata.entry_points(group=CODEC_ENTRY_POINTS):
+        spec = importlib.util.find_spec(ep.value)
+        if spec is not None and spec.submodule_search_locations:
+            paths += [Path(p) for p in spec.submodule_search_locations]
     return [p for p in paths if p.is_dir()]
 
 

@@ -74,7 +74,12 @@ class TrainGroup(click.Group):
         try:
             return make_command(name)
         except NeurocodecError as e:
-            raise click.ClickException(str(e)) from None
+            message = str(e)
+
+            def fail():
+                raise click.ClickException(message)
+
+            return click.Command(name, callback=fail, help=message, short_help=message)
 
 
 train = TrainGroup("train", help="Train a family's model: `neurocodec train FAMILY --help` for its options. "
