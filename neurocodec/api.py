@@ -89,4 +89,11 @@ def decompress(source: bytes | str | os.PathLike | BinaryIO) -> Any:
         box = container.read(source)
     else:
         raise TypeError(f"decompress takes bytes, a path or a binary file object, got {type(source).__name__}")
-    return load_codec(box.header.codec).decode_container(box)
+    return decode_container(box)
+
+
+def decode_container(box: container.Container) -> Any:
+    """What a read .ncd file holds, decoded by the codec (or retired weights) that wrote it."""
+    from . import registry
+
+    return registry.codec_for(box.header).decode_container(box)

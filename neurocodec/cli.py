@@ -305,8 +305,7 @@ def decompress(files, output, output_dir, force, keep, remove, use_name) -> None
 
     The output is FILE.ncd without .ncd (images: with .png for any image suffix), beside it or
     in --output-dir; -N uses the original's name stored in the file instead."""
-    from . import container
-    from .registry import load_codec
+    from . import api, container
 
     _check_output_option(files, output)
 
@@ -317,7 +316,7 @@ def decompress(files, output, output_dir, force, keep, remove, use_name) -> None
         out = _output_path(output, output_dir, path, lambda p: _restored_name(p, h, use_name))
         _check_output(out, force, label)  # before the (slow) decode
         fmt = _image_format(out) if h.modality == "image" else None
-        result = load_codec(h.codec).decode_container(box)
+        result = api.decode_container(box)
         if h.modality == "image":
             data = _encode_image(result, out, fmt)
         else:

@@ -43,10 +43,10 @@ class NcdImageFile(ImageFile.ImageFile):
 
     def load(self):
         if self.tile == [] and getattr(self, "_box", None) is not None:
-            from .registry import load_codec
+            from .api import decode_container
 
             box, self._box = self._box, None
-            pixels = load_codec(box.header.codec).decode_container(box)
+            pixels = decode_container(box)
             self.im = Image.frombuffer("RGB", self.size, pixels.tobytes(), "raw", "RGB", 0, 1).im
         return Image.Image.load(self)
 

@@ -206,15 +206,28 @@ def load_codec(name: str) -> Codec:
     return _REGISTERED[name] if name in _REGISTERED else _load_installed(name)
 
 
-load_codec.cache_clear = lambda: _load_installed.cache_clear()  # after codec folders change
+def _clear() -> None:
+    _load_installed.cache_clear()
+    _load_folder.cache_clear()
+
+
+load_codec.cache_clear = _clear  # after codec folders change
 
 
 @functools.lru_cache(maxsize=None)
 def _load_installed(name: str) -> Codec:
+    return _load_folder(codec_folder(name), name)
+
+
+@functools.lru_cache(maxsize=None)
+def _load_folder(folder: Path, name: str) -> Codec:
     from safetensors.torch import load_file
 
-    folder = codec_folder(name)
-    config = read_config(name)
+    try:
+        config = json.loads((folder / CONFIG).read_text())
+    except (OSError, ValueError) as e:
+        raise NeurocodecError(f"codec '{name}' has an unreadable {CONFIG}: {e}") from None
+    config.setdefault("name", name)
     cls = codec_class(str(config.get("family")))
     check_config(cls, name, config)
     path = folder / config.get("weights", WEIGHTS)
@@ -249,16 +262,30 @@ def default_codec(modality: str, lossless: bool) -> str:
     return name
 
 
+RETIRED = "retired"  # <codec>/retired/<first 12 hex of the digest>/: earlier weights, kept for their files
+
+
 def write_codec_folder(folder: Path, config: dict, weights: dict) -> None:
     """Write `weights` (safetensors) and `config` (with the weights' SHA-256) into `folder`,
-    keeping any MODEL_CARD.md and headline already there."""
+    keeping any MODEL_CARD.md and headline already there. Weights being replaced move to
+    `retired/<digest>/` with their config and card, so that files written with them still
+    decode (`codec_for`)."""
+    import shutil
+
     from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     old = folder / CONFIG
-    if old.exists() and "headline" not in config:
-        config["headline"] = json.loads(old.read_text()).get("headline", "")
+    if old.exists():
+        previous = json.loads(old.read_text())
+        config.setdefault("headline", previous.get("headline", ""))
+        if (folder / WEIGHTS).exists() and previous.get("weights_sha256"):
+            keep = folder / RETIRED / previous["weights_sha256"][:12]
+            keep.mkdir(parents=True, exist_ok=True)
+            for name in (CONFIG, WEIGHTS, CARD):
+                if (folder / name).exists():
+                    shutil.copy2(folder / name, keep / name)
     tmp = folder / (WEIGHTS + ".tmp")
     save_file(weights, str(tmp))
     os.replace(tmp, folder / WEIGHTS)
@@ -266,3 +293,13 @@ def write_codec_folder(folder: Path, config: dict, weights: dict) -> None:
     (folder / (CONFIG + ".tmp")).write_text(json.dumps(config, indent=2) + "\n")
     os.replace(folder / (CONFIG + ".tmp"), old)
     load_codec.cache_clear()
+
+
+def codec_for(header) -> Codec:
+    """The codec that decodes a file with this header: the codec of its name, or the retired
+    weights of that codec that the file was written with."""
+    codec = load_codec(header.codec)
+    if codec.weights_digest == header.weights_digest or header.codec in _REGISTERED:
+        return codec
+    retired = codec_folder(header.codec) / RETIRED / header.weights_digest.hex()[:12]
+    return _load_folder(retired, header.codec) if (retired / CONFIG).exists() else codec

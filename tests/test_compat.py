@@ -53,3 +53,35 @@ def test_encoding_reproduces_the_fixture(entry):
     # since 0.1.0+symbols, lossy headers add a digest of the coded symbols; nothing else changed
     assert {k: v for k, v in new.header.params.items() if k not in old.header.params} in ({}, {"symbols": new.header.params.get("symbols")})
     assert {k: v for k, v in new.header.params.items() if k in old.header.params} == old.header.params
+
+
+def test_files_of_replaced_weights_still_decode(tmp_path, monkeypatch):
+    """Shipping new weights moves the old ones to retired/<digest>/, and files written with
+    them decode with them."""
+    from safetensors.torch import load_file
+
+    from neurocodec import registry
+    from neurocodec.errors import WeightsMismatch
+
+    src = registry.codec_folder("idf")
+    config = registry.read_config("idf")
+    weights = load_file(str(src / registry.WEIGHTS))
+    folder = tmp_path / "codecs" / "idf2"
+    registry.write_codec_folder(folder, dict(config, name="idf2"), weights)
+    monkeypatch.setenv("NEUROCODEC_CODECS", str(folder.parent))
+    registry.load_codec.cache_clear()
+    try:
+        img = np.ascontiguousarray(np.asarray(Image.open(Path(__file__).parent / "data" / "kodim05_crop.png"))[:20, :30, :3])
+        old_file = neurocodec.compress(img, codec="idf2")
+        weights = {k: v * 1.001 if v.is_floating_point() else v for k, v in weights.items()}
+        registry.write_codec_folder(folder, dict(config, name="idf2"), weights)  # new weights ship
+        assert neurocodec.load_codec("idf2").weights_digest != neurocodec.container.unpack(old_file).header.weights_digest
+        assert np.array_equal(neurocodec.decompress(old_file), img)
+        import shutil
+
+        shutil.rmtree(folder / registry.RETIRED)
+        registry.load_codec.cache_clear()
+        with pytest.raises(WeightsMismatch):
+            neurocodec.decompress(old_file)
+    finally:
+        registry.load_codec.cache_clear()
