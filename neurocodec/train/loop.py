@@ -31,6 +31,7 @@ from .checkpoint import (
 from .spec import TrainSpec, unwrap
 
 SAVE_EVERY = 300  # seconds between checkpoints
+WARM_UP = 200  # steps over which a new optimizer's learning rate rises
 
 
 def resume_state(spec: TrainSpec, source: str | Path) -> tuple[dict, dict, dict]:
@@ -87,10 +88,11 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
     main = [p for p in model.parameters() if id(p) not in aux_ids]
     opt = torch.optim.Adam(main, lr=lr)
     aux_opt = torch.optim.Adam(aux, lr=1e-3) if aux else None
-    if optim_state:
-        load_optimizer_tensors(opt, optim_state, "main.")
-        if aux_opt:
-            load_optimizer_tensors(aux_opt, optim_state, "aux.")
+    # a new optimizer (a fresh model, or one resumed from a codec folder) warms up: Adam's first
+    # steps move every weight by about the learning rate, which would undo a trained model
+    fresh = not (optim_state and load_optimizer_tensors(opt, optim_state, "main."))
+    if optim_state and aux_opt:
+        load_optimizer_tensors(aux_opt, optim_state, "aux.")
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
     def optimizer_state() -> dict:
@@ -99,7 +101,6 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
     def record(steps: int) -> dict:
         return dict(info, steps=info["steps"] + steps, train_minutes=round(info["train_minutes"] + (time.time() - start) / 60, 2))
 
-    fresh = not state
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and spec.autocast else contextlib.nullcontext()
     start = last_save = last_log = time.time()
     budget, step, sums = minutes * 60, 0, {}
@@ -107,7 +108,7 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
     while not _stop(time.time() - start >= budget, world):
         frac = min((time.time() - start) / budget, 1.0)
         for g in opt.param_groups:
-            g["lr"] = spec.lr(lr, frac, info["steps"] + step, fresh)
+            g["lr"] = spec.lr(lr, frac) * (min(1.0, (step + 1) / WARM_UP) if fresh else 1.0)
         x = spec.prepare(source.batch(batch))
         with autocast:
             loss, stats = spec.loss(net, x, frac)

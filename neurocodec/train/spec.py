@@ -62,10 +62,10 @@ class TrainSpec:
         """The loss to minimize and the figures to log, `frac` of the budget into the run."""
         raise NotImplementedError
 
-    def lr(self, base: float, frac: float, step: int, fresh: bool) -> float:
-        """The learning rate at `frac` of the budget: cosine decay, with warm-up from scratch."""
-        warm = min(1.0, (step + 1) / 100) if fresh else 1.0
-        return base * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+    def lr(self, base: float, frac: float) -> float:
+        """The learning rate at `frac` of the budget: cosine decay to a tenth (the loop adds
+        a warm-up where the optimizer is new)."""
+        return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
     def aux_parameters(self, model: nn.Module) -> list[nn.Parameter]:
         """Parameters trained by their own optimizer on `aux_loss` (none by default)."""

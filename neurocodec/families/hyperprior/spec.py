@@ -53,7 +53,7 @@ class HyperpriorSpec(TrainSpec):
         psnr = -10 * math.log10(max(mse.mean().item(), 1e-10))
         return (lam * 255**2 * mse + bpp).mean(), {"bpp": bpp.mean().item(), "psnr": psnr}
 
-    def lr(self, base, frac, step, fresh):
+    def lr(self, base, frac):
         return base if frac < 0.8 else base / 4  # constant, then a quarter in the last fifth
 
     def aux_parameters(self, model):

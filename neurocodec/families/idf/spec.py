@@ -73,7 +73,7 @@ class IDFSpec(TrainSpec):
         bpsp = model(torch.round(x * 255), self.prior, self.log_factor)
         return bpsp, {f"{self.prior} bpsp": bpsp.item()}
 
-    def lr(self, base, frac, step, fresh):
+    def lr(self, base, frac):
         return base * min(1.0, 0.1 + 0.9 * (1 - frac) / 0.4)  # constant, then down to a tenth over the last 40 %
 
     def finish(self, model, info):

@@ -67,9 +67,8 @@ class TextSpec(TrainSpec):
         loss = F.cross_entropy(logits.reshape(-1, 256), chunk[:, 1:].reshape(-1))
         return loss, {"bpb": loss.item() / math.log(2)}
 
-    def lr(self, base, frac, step, fresh):
-        warm = min(1.0, (step + 1) / 200) if fresh else 1.0  # warm-up, then cosine to lr/20
-        return base * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+    def lr(self, base, frac):
+        return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))  # cosine to lr/20
 
     def finish(self, model, info):
         if self.opts.get("eval_data"):

@@ -1,0 +1,65 @@
+"""Prepare the project root for a lent GPU machine (see docs/gpu.md).
+
+- `.whl/`: the wheels the GPU machine lacks (compressai, constriction, pytorch-msssim from
+  ../shared/gpu/wheels, and click from the package registry);
+- `.gpudata/shard-N/`: the training photos (images/train and images/extra, never Kodak) in
+  shards of about 25 MiB, each small enough to carry with the working tree.
+
+Both folders are ignored by git.
+
+    python scripts/gpu_prepare.py [--shard-mib 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SOURCES = [SHARED / "data" / "images" / "train", SHARED / "data" / "images" / "extra"]
+SUFFIXES = {".png", ".webp"}
+
+
+def wheels(dest: Path) -> None:
+    dest.mkdir(exist_ok=True)
+    for whl in (SHARED / "gpu" / "wheels").glob("*.whl"):
+        shutil.copy2(whl, dest / whl.name)
+    if not list(dest.glob("click-*.whl")):
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "-d", str(dest),
+                        "click"], check=True)
+
+
+def shards(dest: Path, mib: float) -> list[Path]:
+    files = sorted(p for folder in SOURCES for p in folder.iterdir() if p.suffix.lower() in SUFFIXES)
+    random.Random(0).shuffle(files)  # every shard a mix of both sets
+    if dest.exists():
+        shutil.rmtree(dest)
+    out, size, k = [], 0, 0
+    for f in files:
+        if not out or size + f.stat().st_size > mib * 2**20:
+            out.append(dest / f"shard-{k}")
+            out[-1].mkdir(parents=True)
+            size, k = 0, k + 1
+        shutil.copy2(f, out[-1] / f.name)
+        size += f.stat().st_size
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shard-mib", type=float, default=25)
+    args = ap.parse_args()
+    wheels(ROOT / ".whl")
+    made = shards(ROOT / ".gpudata", args.shard_mib)
+    for s in made:
+        n = len(list(s.iterdir()))
+        print(f"{s.relative_to(ROOT)}: {n} images, {sum(p.stat().st_size for p in s.iterdir()) / 2**20:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One command on a lent GPU machine (docs/gpu.md): install the carried wheels, resume FAMILY
+# from the last checkpoint, train for MINUTES on the carried shard, and leave the checkpoint in
+# $OUT/FAMILY (shards of at most 16 MiB) and in /tmp/ckpt-FAMILY for the next command.
+#
+#   bash scripts/gpu_train.sh FAMILY MINUTES SHARD [extra train options...]
+#
+# Resumes from /tmp/ckpt-FAMILY if this machine still has it, else from .gpuckpt/FAMILY (a
+# returned checkpoint carried back), else from the shipped codec FAMILY. DEVICE=cpu rehearses it.
+set -euo pipefail
+family=$1; minutes=$2; shard=$3; shift 3
+out=${OUT:-/tmp/out}
+py=${PYTHON:-python3}
+site=/tmp/site
+if ! $py -c "import constriction, compressai, click" 2>/dev/null && [ ! -f "$site/.installed" ]; then
+    $py -m pip install -q --no-index --no-deps --target "$site" .whl/*.whl
+    touch "$site/.installed"
+fi
+export PYTHONPATH="$site:$PWD"
+ckpt=/tmp/ckpt-$family
+if [ -f "$ckpt/checkpoint.json" ]; then resume=$ckpt
+elif [ -f ".gpuckpt/$family/checkpoint.json" ]; then resume=.gpuckpt/$family
+else resume=$family; fi
+device=${DEVICE:-cuda}
+echo "resume from $resume; data $shard; $($py -c 'import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU")')"
+$py -m neurocodec.cli train "$family" --data "$shard" --minutes "$minutes" --out "$ckpt" --resume "$resume" \
+    --device "$device" "$@"
+mkdir -p "$out/$family"
+cp "$ckpt"/checkpoint* "$out/$family/"
+ls -la "$out/$family"
