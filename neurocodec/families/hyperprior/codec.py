@@ -163,12 +163,13 @@ class HyperpriorCodec(LikelihoodCodec):
         return Lockstep(lambda io, tiles: self._tile(io, gain, inv_gain, h, w, tiles), name="tile")
 
     def _tile(self, io, gain, inv_gain, h: int, w: int, tiles) -> list[np.ndarray]:
-        known = None if io.decoding else self.analyse(tiles[0], gain)
+        known = None if io.decoding else self.analyse(tiles[0])
         _, y_sym, mu = self._latents(io, gain, h, w, known)
         return [self.synthesize(y_sym, mu, inv_gain, h, w)] if io.decoding else tiles
 
     def _latents(self, io, gain, h: int, w: int, known=None) -> tuple[torch.Tensor, ...]:
-        """z (one categorical table per channel), then y under the Gaussians z gives."""
+        """z (one categorical table per channel), then y under the Gaussians z gives; the
+        encoder knows z's symbols and y (`known`), the decoder reads both."""
         hz, wz = -(-h // 64), -(-w // 64)
         z_sym = np.stack([
             np.asarray(io.code(d, None if known is None else known[0][c].ravel(), n=hz * wz)).reshape(hz, wz)
@@ -176,23 +177,21 @@ class HyperpriorCodec(LikelihoodCodec):
         ])
         z_sym = torch.from_numpy(z_sym.astype(np.int64))[None].double()
         mu, sigma = self.gaussian_params(z_sym, gain)
-        y_sym = io.code(self._y_dist(mu, sigma), None if known is None else known[1].ravel())
+        y_known = None if known is None else torch.round(known[1] * gain - mu).clamp(-Y_HALF_RANGE, Y_HALF_RANGE)
+        y_sym = io.code(self._y_dist(mu, sigma), None if y_known is None else y_known.numpy().astype(np.int64).ravel())
         return z_sym, torch.from_numpy(np.asarray(y_sym, dtype=np.int64).reshape(mu.shape)).double(), mu
 
     @torch.no_grad()
-    def analyse(self, x: np.ndarray, gain: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """The z and y symbols of a tile (encoder only)."""
+    def analyse(self, x: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
+        """The z symbols and the latent y (float64) of a tile: what only the encoder has."""
         h, w = x.shape[:2]
         t = torch.tensor(x, device=self.device).permute(2, 0, 1)[None].float() / 255.0
         t = F.pad(t, (0, -w % 64, 0, -h % 64), mode="replicate")
         y = self.net.g_a(t.contiguous(memory_format=torch.channels_last))
         z = self.net.h_a(y).cpu()
-        y = y.cpu()
         medians = self.z_median_q[None, :, None, None] / 2**ACT_BITS
         z_sym = torch.round(z.double() - medians).clamp(-Z_HALF_RANGE, Z_HALF_RANGE)
-        mu, _ = self.gaussian_params(z_sym, gain)
-        y_sym = torch.round(y.double() * gain - mu).clamp(-Y_HALF_RANGE, Y_HALF_RANGE)
-        return z_sym[0].numpy().astype(np.int64), y_sym.numpy().astype(np.int64)
+        return z_sym[0].numpy().astype(np.int64), y.cpu().double()
 
     @torch.no_grad()
     def synthesize(self, y_sym: torch.Tensor, mu: torch.Tensor, inv_gain: torch.Tensor, h: int, w: int) -> np.ndarray:
