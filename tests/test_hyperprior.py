@@ -74,7 +74,7 @@ def test_latents_are_identical_with_one_and_two_threads(hyperprior, photo, files
         results = []
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            z, y, mu = hyperprior.decode_latents(box.chunks[0], h, w, gain)
+            z, y, mu = hyperprior.decode_latents(box.chunks[0], h, w, 75)
             results.append((z, y, mu, hyperprior.decode(blob)))
     finally:
         torch.set_num_threads(before)

@@ -99,7 +99,12 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
         return optimizer_tensors(opt, "main.") | (optimizer_tensors(aux_opt, "aux.") if aux_opt else {})
 
     def record(steps: int) -> dict:
-        return dict(info, steps=info["steps"] + steps, train_minutes=round(info["train_minutes"] + (time.time() - start) / 60, 2))
+        """The training record after `steps` steps of this run: this run's real minutes, and the
+        CPU and GPU minutes of all runs so far."""
+        minutes = (time.time() - start) / 60
+        runs = [*info["runs"][:-1], dict(info["runs"][-1], minutes=round(minutes, 2), steps=steps)]
+        totals = {kind: round(sum(r["minutes"] for r in runs if r["kind"] == kind), 2) for kind in ("cpu_minutes", "gpu_minutes")}
+        return dict(info, steps=info["steps"] + steps, train_minutes=round(info["train_minutes"] + minutes, 2), runs=runs, **totals)
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda and spec.autocast else contextlib.nullcontext()
     start = last_save = last_log = time.time()

@@ -94,13 +94,14 @@ class HyperpriorCodec(LikelihoodCodec):
     """Parts are tiles, each one `Lockstep`: z, then y given z."""
 
     exact = False  # g_a and g_s run in float on all threads; h_s is integer by construction
+    network = VariableRateHyperprior
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
         super().__init__(config["name"], config=config, weights_digest=weights_digest, lossless=False)
         self.default_quality = int(config.get("default_quality", 50))
         self.bench_qualities = tuple(config.get("bench_qualities", ()))
         self.tile = int(config.get("tile", 1024))
-        self.net = VariableRateHyperprior(N=config["N"], M=config["M"], levels=config["levels"])
+        self.net = self.network(N=config["N"], M=config["M"], levels=config["levels"])
         self.net.load_learned(float_state(weights))
         # channels-last convolutions decode ~30 % faster on the CPU (measured); they change
         # only float rounding in g_a/g_s, never what feeds the entropy coder
@@ -132,14 +133,23 @@ class HyperpriorCodec(LikelihoodCodec):
 
         return interp(self.log_gain), interp(self.log_inv_gain)
 
-    def gaussian_params(self, z_sym: torch.Tensor, gain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact (mu, sigma) of the gained latents from the integer z symbols."""
+    def hyper(self, z_sym: torch.Tensor) -> torch.Tensor:
+        """h_s's exact output (scales, then means; fixed point) from the integer z symbols."""
         a = z_sym.double() * 2**ACT_BITS + self.z_median_q[None, :, None, None]
         with torch.no_grad(), exact.exact_mode():
-            scales_q, means_q = self.h_s(a).chunk(2, 1)
+            return self.h_s(a)
+
+    @staticmethod
+    def latent_params(hyper: torch.Tensor, gain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact (mu, sigma) of the gained latents from fixed-point (scales, means)."""
+        scales_q, means_q = hyper.chunk(2, 1)
         mu = means_q / 2**ACT_BITS * gain
         sigma = torch.clamp(scales_q / 2**ACT_BITS * gain, min=SCALE_BOUND)
         return mu, sigma
+
+    def gaussian_params(self, z_sym: torch.Tensor, gain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact (mu, sigma) of the gained latents from the integer z symbols."""
+        return self.latent_params(self.hyper(z_sym), gain)
 
     def _z_dists(self) -> list[Categorical]:
         return [Categorical(p, lo=-Z_HALF_RANGE) for p in self.z_pmf]
@@ -164,22 +174,32 @@ class HyperpriorCodec(LikelihoodCodec):
 
     def _tile(self, io, gain, inv_gain, h: int, w: int, tiles) -> list[np.ndarray]:
         known = None if io.decoding else self.analyse(tiles[0])
-        _, y_sym, mu = self._latents(io, gain, h, w, known)
+        _, y_sym, mu = self._latents(io, gain, inv_gain, h, w, known)
         return [self.synthesize(y_sym, mu, inv_gain, h, w)] if io.decoding else tiles
 
-    def _latents(self, io, gain, h: int, w: int, known=None) -> tuple[torch.Tensor, ...]:
-        """z (one categorical table per channel), then y under the Gaussians z gives; the
-        encoder knows z's symbols and y (`known`), the decoder reads both."""
+    def _code_z(self, io, h: int, w: int, known) -> torch.Tensor:
+        """z, one categorical table per channel."""
         hz, wz = -(-h // 64), -(-w // 64)
         z_sym = np.stack([
             np.asarray(io.code(d, None if known is None else known[0][c].ravel(), n=hz * wz)).reshape(hz, wz)
             for c, d in enumerate(self._z_dists())
         ])
-        z_sym = torch.from_numpy(z_sym.astype(np.int64))[None].double()
+        return torch.from_numpy(z_sym.astype(np.int64))[None].double()
+
+    def _code_y(self, io, mu, sigma, known, where: torch.Tensor | None = None) -> torch.Tensor:
+        """y's symbols (at the positions `where`, all if None) under Gaussians (mu, sigma)."""
+        sel = (lambda t: t) if where is None else (lambda t: t[where])
+        y_known = None if known is None else sel(torch.round(known[1] * self._gain - mu).clamp(-Y_HALF_RANGE, Y_HALF_RANGE))
+        y_sym = io.code(self._y_dist(sel(mu), sel(sigma)), None if y_known is None else y_known.numpy().astype(np.int64).ravel())
+        return torch.from_numpy(np.asarray(y_sym, dtype=np.int64)).double()
+
+    def _latents(self, io, gain, inv_gain, h: int, w: int, known=None) -> tuple[torch.Tensor, ...]:
+        """z, then y under the Gaussians z gives; the encoder knows z's symbols and y
+        (`known`), the decoder reads both. Returns z's and y's symbols, and y's means."""
+        z_sym = self._code_z(io, h, w, known)
         mu, sigma = self.gaussian_params(z_sym, gain)
-        y_known = None if known is None else torch.round(known[1] * gain - mu).clamp(-Y_HALF_RANGE, Y_HALF_RANGE)
-        y_sym = io.code(self._y_dist(mu, sigma), None if y_known is None else y_known.numpy().astype(np.int64).ravel())
-        return z_sym, torch.from_numpy(np.asarray(y_sym, dtype=np.int64).reshape(mu.shape)).double(), mu
+        self._gain = gain
+        return z_sym, self._code_y(io, mu, sigma, known).reshape(mu.shape), mu
 
     @torch.no_grad()
     def analyse(self, x: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
@@ -199,9 +219,10 @@ class HyperpriorCodec(LikelihoodCodec):
         x_hat = self.net.g_s(y_hat.contiguous(memory_format=torch.channels_last))[0, :, :h, :w]
         return (x_hat.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
-    def decode_latents(self, data: bytes, h: int, w: int, gain: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def decode_latents(self, data: bytes, h: int, w: int, quality: int) -> tuple[torch.Tensor, ...]:
         """The tile's z and y symbols, exactly as the encoder had them, and mu."""
-        return Lockstep(lambda io, _: self._latents(io, gain, h, w), name="tile").pop(Decoder(data))
+        gain, inv_gain = self.gains(quality)
+        return Lockstep(lambda io, _: self._latents(io, gain, inv_gain, h, w), name="tile").pop(Decoder(data))
 
 
 # --- weights: training state <-> shipped state ------------------------------------------
@@ -209,10 +230,8 @@ class HyperpriorCodec(LikelihoodCodec):
 
 def float_state(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The float32 network state held in a shipped weights file (h_s dequantized)."""
-    state = {k: v.float() for k, v in weights.items() if k.split(".")[0] in ("g_a", "g_s", "h_a", "entropy_bottleneck")}
+    state = {k: v.float() for k, v in weights.items() if not k.startswith("h_s.") and k not in ("z_pmf", "z_median_q")}
     state.update(dequantize_hyper_synthesis({k: v for k, v in weights.items() if k.startswith("h_s.")}))
-    state["log_gain"] = weights["log_gain"].float()
-    state["log_inv_gain"] = weights["log_inv_gain"].float()
     return state
 
 
@@ -226,6 +245,8 @@ def export_weights(net: VariableRateHyperprior) -> dict[str, torch.Tensor]:
         if top in ("g_a", "g_s", "h_a"):
             half = v.dim() == 4  # conv kernels; GDN's reparametrized beta/gamma stay float32
             out[k] = v.half() if half else v.float()
+        elif top in ("context", "ep"):  # a context model's exact layers (float32: they are small)
+            out[k] = v.float()
         elif top == "entropy_bottleneck" and "._" not in k and not k.startswith("entropy_bottleneck._"):
             out[k] = v.float()
     out.update(quantize_hyper_synthesis(net.h_s))

@@ -1,0 +1,63 @@
+"""The checkerboard context model (He et al. 2021) on the variable-rate mean-scale hyperprior.
+
+The latent y is coded in two passes over a checkerboard: the anchors ((row + column) even)
+under the hyperprior's Gaussians alone, then the other half under Gaussians that a 5x5
+context convolution of the decoded anchors refines. Both passes decode in parallel over the
+whole latent (no raster scan), and the refinement network runs in exact mode so the decoder
+rebuilds it bit for bit.
+
+The refinement is added to the hyperprior's (scales, means) and starts at zero (its last
+layer is zero-initialised), so a network resumed from a trained hyperprior starts exactly
+where that one is and can only improve by training.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ... import exact
+from ..hyperprior.net import VariableRateHyperprior
+
+
+def anchors(like: torch.Tensor) -> torch.Tensor:
+    """1 at the anchor positions ((row + column) even) of a (B, C, H, W) latent, else 0."""
+    h, w = like.shape[-2:]
+    r = torch.arange(h, device=like.device)[:, None]
+    c = torch.arange(w, device=like.device)[None, :]
+    return ((r + c) % 2 == 0).to(like.dtype)[None, None]
+
+
+class CheckerboardHyperprior(VariableRateHyperprior):
+    def __init__(self, N: int = 96, M: int = 160, levels: int = 9):
+        super().__init__(N=N, M=M, levels=levels)
+        self.context = exact.Conv2d(M, 2 * M, 5, padding=2)
+        self.ep = nn.Sequential(exact.Conv2d(4 * M, 2 * M, 1), exact.LeakyReLU(), exact.Conv2d(2 * M, 2 * M, 1))
+        nn.init.zeros_(self.ep[-1].weight)
+        nn.init.zeros_(self.ep[-1].bias)
+
+    def refine(self, hyper: torch.Tensor, y_hat_anchors: torch.Tensor) -> torch.Tensor:
+        """The correction to (scales, means) at the non-anchor positions, from the hyperprior's
+        output and the decoded anchors (zero elsewhere); zero at the anchors."""
+        delta = self.ep(torch.cat([hyper, self.context(y_hat_anchors)], 1))
+        return delta * (1 - anchors(delta))
+
+    def forward(self, x: torch.Tensor, level: torch.Tensor) -> dict:
+        """Training pass: noisy likelihoods, straight-through rounding into the synthesis."""
+        gain, inv_gain = self.gains(level)
+        y = self.g_a(x)
+        z = self.h_a(y)
+        z_hat, z_likelihoods = self.entropy_bottleneck(z)
+        hyper = self.h_s(z_hat)
+        y_g = y * gain
+        mask = anchors(y)
+
+        def rounded(means_g):
+            return y_g + (torch.round(y_g - means_g) + means_g - y_g).detach()
+
+        _, means = hyper.chunk(2, 1)
+        y_hat_anchors = rounded(means * gain) * inv_gain * mask
+        scales, means = (hyper + self.refine(hyper, y_hat_anchors)).chunk(2, 1)
+        _, y_likelihoods = self.gaussian_conditional(y_g, scales * gain, means=means * gain)
+        x_hat = self.g_s(rounded(means * gain) * inv_gain)
+        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}

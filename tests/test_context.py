@@ -1,0 +1,83 @@
+"""The `context` family (checkerboard context on the hyperprior), built from the shipped
+hyperprior's weights: at zero refinement it codes exactly as the hyperprior; with a nonzero
+refinement it still round-trips, its file matches its model's bits, and the refined
+distributions do not depend on the thread count."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import psnr
+
+import neurocodec
+from neurocodec import container, registry
+from neurocodec.families.context.codec import ContextCodec
+from neurocodec.families.context.spec import ContextSpec
+from neurocodec.families.hyperprior.codec import default_config, export_weights
+from neurocodec.train.loop import resume_state
+
+
+def _codec(scale: float) -> ContextCodec:
+    spec = ContextSpec()
+    state, info, _ = resume_state(spec, "hyperprior")
+    net = spec.build(info["arch"])
+    spec.load(net, state)
+    if scale:
+        gen = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for p in net.ep[-1].parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * scale)
+    config = dict(default_config("ctx-test", net), family="context")
+    return ContextCodec(config, export_weights(net.eval()), bytes(32))
+
+
+@pytest.fixture(scope="module")
+def zero():
+    return _codec(0.0)
+
+
+@pytest.fixture(scope="module")
+def refined():
+    return _codec(0.002)
+
+
+def test_at_zero_refinement_it_is_the_hyperprior(zero, photo):
+    hp = neurocodec.load_codec("hyperprior")
+    for q in (10, 75):
+        a, b = container.unpack(zero.encode(photo, quality=q)), container.unpack(hp.encode(photo, quality=q))
+        assert sum(map(len, a.chunks)) == sum(map(len, b.chunks))  # the same symbols, two calls instead of one
+        assert np.array_equal(zero.decode(zero.encode(photo, quality=q)), hp.decode(hp.encode(photo, quality=q)))
+
+
+def test_refined_round_trip_and_bits(refined, photo_odd):
+    blob, bits = refined.measure(photo_odd, quality=60)
+    out = refined.decode(blob)
+    assert out.shape == photo_odd.shape and psnr(out, photo_odd) > 24
+    payload = 8 * sum(map(len, container.unpack(blob).chunks))
+    assert bits <= payload <= 1.01 * bits + 96
+
+
+def test_refined_latents_do_not_depend_on_threads(refined, photo):
+    blob = refined.encode(photo, quality=50)
+    data = container.unpack(blob).chunks[0]
+    before = torch.get_num_threads()
+    try:
+        out = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            out.append(refined.decode_latents(data, photo.shape[0], photo.shape[1], 50))
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(*out):
+        assert torch.equal(a, b)
+
+
+def test_the_context_trains_from_the_hyperprior(tmp_path):
+    from click.testing import CliRunner
+    from conftest import DATA
+
+    from neurocodec.cli import main
+
+    r = CliRunner().invoke(main, ["train", "context", "--resume", "hyperprior", "--data", str(DATA), "--minutes", "0.03",
+                                  "--batch", "2", "--crop", "64", "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    assert registry.codec_class("context") is ContextCodec
