@@ -23,6 +23,7 @@ class Codec:
     lossless: bool
     weights_digest: bytes = b"\0" * 32
     default_quality: int | None = None
+    efforts: tuple[int, ...] = (0,)  # the encoder-side search levels this codec offers
     bench_qualities: tuple[int, ...] = ()
 
     def __init__(self, config: dict, weights_digest: bytes):
@@ -41,7 +42,10 @@ class Codec:
         raise NotImplementedError
 
     # --- the common part ---------------------------------------------------------------
-    def encode(self, x: Any, quality: int | None = None, name: str = "") -> bytes:
+    def encode(self, x: Any, quality: int | None = None, name: str = "", effort: int = 0) -> bytes:
+        """A .ncd file of `x`. `effort` (0 = fastest) buys a smaller or better file with
+        encoder-side search where the codec has it (`efforts` lists its levels); it never
+        changes what the decoder does."""
         from . import limits
         from .errors import NeurocodecError
 
@@ -54,6 +58,8 @@ class Codec:
             if isinstance(quality, (bool, np.bool_)) or not (isinstance(quality, (int, np.integer)) and 1 <= quality <= 100):
                 raise InputError(f"quality must be an integer from 1 to 100, got {quality!r}")
             quality = int(quality)
+        if isinstance(effort, (bool, np.bool_)) or not isinstance(effort, (int, np.integer)) or effort not in self.efforts:
+            raise InputError(f"codec '{self.name}' takes effort {', '.join(map(str, self.efforts))}, got {effort!r}")
         try:
             container._check_name(name)
         except ValueError as e:
@@ -62,7 +68,7 @@ class Codec:
         if size is not None:
             limits.check_size(self.modality, size, f"the input {self.modality}")
         x = self.check_input(x)
-        params, chunks = self.encode_chunks(x, quality)
+        params, chunks = self.encode_chunks(x, quality, int(effort)) if effort else self.encode_chunks(x, quality)
         header = container.Header(
             codec=self.name,
             weights_digest=self.weights_digest,

@@ -152,3 +152,20 @@ def test_inconsistent_header_is_reported(small_file):
             neurocodec.decompress(_rewrap(small_file, shape=shape))
     with pytest.raises(NeurocodecError):
         neurocodec.decompress(_rewrap(small_file, params={"quality": 500, "tile": 1024}))
+
+
+def test_effort_searches_the_latents_and_never_changes_the_decoder(hyperprior, photo):
+    """Effort 1 optimizes the tile's latents before coding: the same decoder reads the file,
+    and by the model's own rate-distortion measure the result is no worse."""
+    from neurocodec.errors import InputError
+
+    x = photo[:64, :96]
+    plain, searched = hyperprior.encode(x, quality=50), hyperprior.encode(x, quality=50, effort=1)
+    assert plain != searched
+    out0, out1 = neurocodec.decompress(plain), neurocodec.decompress(searched)
+    mse = lambda out: np.mean((out.astype(float) - x) ** 2)  # noqa: E731
+    lam = 0.007746 * 255**2  # quality 50's lambda (level 4)
+    cost = lambda blob, out: lam * mse(out) + 8 * len(blob) / (64 * 96)  # noqa: E731
+    assert cost(searched, out1) <= cost(plain, out0) * 1.02
+    with pytest.raises(InputError, match="effort"):
+        hyperprior.encode(x, quality=50, effort=7)

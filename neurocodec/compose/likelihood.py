@@ -49,6 +49,7 @@ def state_digest(module) -> bytes:
 
 class LikelihoodCodec(Codec):
     coder = "range"  # "range" (a queue) or "ans" (a stack, for bits-back)
+    effort = 0  # of the encode in progress (see Codec.efforts)
     exact = True  # run parts in exact mode on one thread
     seed_size = 1 << 12  # words at the bottom of an ANS stack, for the first borrowed bits
 
@@ -116,11 +117,12 @@ class LikelihoodCodec(Codec):
         return stack
 
     # --- coding --------------------------------------------------------------------------
-    def encode_chunks(self, x: Any, quality: int | None) -> tuple[dict, list[bytes]]:
+    def encode_chunks(self, x: Any, quality: int | None, effort: int = 0) -> tuple[dict, list[bytes]]:
         arr = _as_array(x)
         params = self.params(arr, quality)
         chunks = []
         check = _symbols_check(self)
+        self.effort = effort  # read by an encoder-side search; the decoder never sees it
         with self.running():
             for part in _progress(self.plan(arr.shape, params), "encoding"):
                 chunks.append(self.encode_part([arr[r] for r in part], params, **({"digest": True} if check else {})))

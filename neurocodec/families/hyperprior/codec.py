@@ -39,6 +39,8 @@ SCALE_BOUND = 0.11  # compressai's lower bound on a Gaussian scale
 Z_HALF_RANGE = 63  # z symbols are coded in [-63, 63] around each channel's median
 Y_HALF_RANGE = 2047  # y residuals are clamped to [-2047, 2047]
 GAIN_GRID = 2.0**16
+EFFORT_STEPS = {1: 10, 2: 40, 3: 160}  # encoder-side search steps per tile, by effort
+SEARCH_LR = 0.01  # Adam's step on the latents (their scale is about 1 before the gain)
 
 
 # --- the integer hyper synthesis -------------------------------------------------------
@@ -95,6 +97,7 @@ class HyperpriorCodec(LikelihoodCodec):
 
     exact = False  # g_a and g_s run in float on all threads; h_s is integer by construction
     network = VariableRateHyperprior
+    efforts = (0, *EFFORT_STEPS)
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
         super().__init__(config["name"], config=config, weights_digest=weights_digest, lossless=False)
@@ -168,12 +171,13 @@ class HyperpriorCodec(LikelihoodCodec):
         return params
 
     def part_step(self, shapes, params) -> Lockstep:
+        self._quality = params["quality"]
         gain, inv_gain = self.gains(params["quality"])
         h, w = shapes[0][:2]
         return Lockstep(lambda io, tiles: self._tile(io, gain, inv_gain, h, w, tiles), name="tile")
 
     def _tile(self, io, gain, inv_gain, h: int, w: int, tiles) -> list[np.ndarray]:
-        known = None if io.decoding else self.analyse(tiles[0])
+        known = None if io.decoding else self.analyse(tiles[0], self._quality)
         _, y_sym, mu = self._latents(io, gain, inv_gain, h, w, known)
         return [self.synthesize(y_sym, mu, inv_gain, h, w)] if io.decoding else tiles
 
@@ -202,16 +206,59 @@ class HyperpriorCodec(LikelihoodCodec):
         return z_sym, self._code_y(io, mu, sigma, known).reshape(mu.shape), mu
 
     @torch.no_grad()
-    def analyse(self, x: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
-        """The z symbols and the latent y (float64) of a tile: what only the encoder has."""
+    def analyse(self, x: np.ndarray, quality: int | None = None) -> tuple[np.ndarray, torch.Tensor]:
+        """The z symbols and the latent y (float64) of a tile: what only the encoder has.
+        With an effort above 0 the latents are optimized for this tile first (`search`)."""
         h, w = x.shape[:2]
         t = torch.tensor(x, device=self.device).permute(2, 0, 1)[None].float() / 255.0
         t = F.pad(t, (0, -w % 64, 0, -h % 64), mode="replicate")
         y = self.net.g_a(t.contiguous(memory_format=torch.channels_last))
-        z = self.net.h_a(y).cpu()
+        z = self.net.h_a(y)
+        if self.effort and quality is not None:
+            y, z = self.search(t, y, z, quality, EFFORT_STEPS[self.effort], (h, w))
+        z = z.cpu()
         medians = self.z_median_q[None, :, None, None] / 2**ACT_BITS
         z_sym = torch.round(z.double() - medians).clamp(-Z_HALF_RANGE, Z_HALF_RANGE)
         return z_sym[0].numpy().astype(np.int64), y.cpu().double()
+
+    def search(self, t: torch.Tensor, y: torch.Tensor, z: torch.Tensor, quality: int, steps: int,
+               size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder-side search: `steps` Adam steps on the tile's latents y and z themselves,
+        minimizing the rate-distortion loss the network was trained for at this quality
+        (lambda interpolated as the gains are), with the codec's own rounding in the loop
+        (straight-through) and the rate of the rounded values (Campos et al. 2019; a light
+        form of Yang et al. 2020's annealed search). The loss is that of the rounded latents,
+        so the best iterate is kept: never worse than no search, by the model's own measure.
+        Only what the encoder codes changes."""
+        net, (h, w) = self.net, size
+        level = (quality - 1) / 99 * (net.levels - 1)
+        lo = min(int(math.floor(level)), net.levels - 2)
+        log_lam = np.log(LAMBDAS[: net.levels])
+        lam = float(np.exp(log_lam[lo] + (level - lo) * (log_lam[lo + 1] - log_lam[lo])))
+        gain, inv_gain = (g.float().to(t.device) for g in self.gains(quality))
+        medians = (self.z_median_q[None, :, None, None] / 2**ACT_BITS).float().to(t.device)
+        y, z = y.detach().clone().requires_grad_(True), z.detach().clone().requires_grad_(True)
+        opt = torch.optim.Adam([y, z], lr=SEARCH_LR)
+        best = None
+        for i in range(steps + 1):
+            for g in opt.param_groups:  # cosine decay of the step size
+                g["lr"] = SEARCH_LR * 0.5 * (1 + math.cos(math.pi * min(i, steps) / steps))
+            with torch.enable_grad():
+                z_hat = z + (torch.round(z - medians) + medians - z).detach()
+                scales, means = net.h_s(z_hat).chunk(2, 1)
+                y_g, means_g = y * gain, means * gain
+                y_hat = y_g + (torch.round(y_g - means_g) + means_g - y_g).detach()
+                y_lik = net.gaussian_conditional._likelihood(y_hat, scales * gain, means=means_g).clamp_min(1e-9)
+                z_lik = net.entropy_bottleneck._likelihood(z_hat.permute(1, 0, 2, 3).reshape(z.shape[1], 1, -1))[0]
+                bits = -(torch.log2(y_lik).sum() + torch.log2(z_lik.clamp_min(1e-9)).sum())
+                x_hat = net.g_s(y_hat * inv_gain)[..., :h, :w]
+                loss = lam * 255**2 * ((x_hat - t[..., :h, :w]) ** 2).mean() + bits / (h * w)
+                opt.zero_grad()
+                loss.backward()
+            if best is None or loss.item() < best[0]:  # the loss of the rounded latents: keep the best
+                best = (loss.item(), y.detach().clone(), z.detach().clone())
+            opt.step()
+        return best[1], best[2]
 
     @torch.no_grad()
     def synthesize(self, y_sym: torch.Tensor, mu: torch.Tensor, inv_gain: torch.Tensor, h: int, w: int) -> np.ndarray:
