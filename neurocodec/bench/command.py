@@ -51,13 +51,13 @@ def run_text_benchmark(folder, names, out_dir, prefix=None, limit=None, print_on
     return summary
 
 
-def lossless_image_codecs() -> list[str]:
-    """Every installed lossless image codec, then the classic lossless baselines."""
+def image_codecs(lossless: bool) -> list[str]:
+    """Every installed image codec of the kind, then the classic baselines of that kind."""
     from ..registry import available_codecs, read_config
 
     configs = {n: read_config(n) for n in available_codecs()}
-    shipped = [n for n, c in configs.items() if c.get("modality") == "image" and c.get("lossless")]
-    return shipped + list(baselines.LOSSLESS)
+    shipped = [n for n, c in configs.items() if c.get("modality") == "image" and bool(c.get("lossless")) == lossless]
+    return shipped + list(baselines.LOSSLESS if lossless else images.LOSSY_BASELINES)
 
 
 def _one_thread() -> None:
@@ -95,7 +95,7 @@ def run_image_benchmark(folder, names, out_dir, prefix=None, limit=None, print_o
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not paths:
         raise InputError(f"{folder}: no images")
-    default = lossless_image_codecs() if lossless else images.DEFAULT_CODECS
+    default = image_codecs(lossless)
     names = [n.strip() for n in (names or default) if n.strip()]
     codecs = [resolve(n) for n in names]  # unknown names fail here, before any work
     sweep = tuple(int(q) for q in qualities.split(",")) if qualities else None

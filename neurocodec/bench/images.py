@@ -22,7 +22,7 @@ from . import baselines
 from .metrics import bd_rate, bpp, ms_ssim, ms_ssim_db, psnr
 
 
-DEFAULT_CODECS = ("hyperprior", "jpeg", "webp", "avif", "jxl")
+LOSSY_BASELINES = ("jpeg", "webp", "avif", "jxl")  # after every shipped lossy image codec
 
 
 def load_image(path) -> np.ndarray:
