@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ... import exact, registry
+from ...codec import tile_grid
 from ...compose import Decoder, LikelihoodCodec, Lockstep
 from ...entropy import Categorical, DiscretizedGaussian
 from ...errors import FormatError
@@ -40,6 +41,7 @@ Z_HALF_RANGE = 63  # z symbols are coded in [-63, 63] around each channel's medi
 Y_HALF_RANGE = 2047  # y residuals are clamped to [-2047, 2047]
 GAIN_GRID = 2.0**16
 EFFORT_STEPS = {1: 10, 2: 40, 3: 160}  # encoder-side search steps per tile, by effort
+OVERLAP = 128  # pixels of its neighbours a tile's analysis and synthesis see (a multiple of 16)
 SEARCH_LR = 0.01  # Adam's step on the latents (their scale is about 1 before the gain)
 
 
@@ -162,7 +164,10 @@ class HyperpriorCodec(LikelihoodCodec):
 
     # --- one tile ------------------------------------------------------------------------
     def params(self, x, quality: int) -> dict:
-        return {"quality": quality, "tile": self.tile}
+        """An image larger than one tile is analysed and synthesized in overlapping windows
+        (`overlap` pixels of the neighbours on each side), so no tile border shows."""
+        seamless = x.shape[0] > self.tile or x.shape[1] > self.tile
+        return {"quality": quality, "tile": self.tile, **({"overlap": OVERLAP} if seamless else {})}
 
     def check_params(self, params: dict) -> dict:
         q, t = params.get("quality"), params.get("tile")
@@ -177,9 +182,60 @@ class HyperpriorCodec(LikelihoodCodec):
         return Lockstep(lambda io, tiles: self._tile(io, gain, inv_gain, h, w, tiles), name="tile")
 
     def _tile(self, io, gain, inv_gain, h: int, w: int, tiles) -> list[np.ndarray]:
-        known = None if io.decoding else self.analyse(tiles[0], self._quality)
+        window = None if io.decoding or self._source is None else next(self._regions)[0]
+        known = None if io.decoding else self.analyse(tiles[0], self._quality, window)
         _, y_sym, mu = self._latents(io, gain, inv_gain, h, w, known)
-        return [self.synthesize(y_sym, mu, inv_gain, h, w)] if io.decoding else tiles
+        if not io.decoding:
+            return tiles
+        if self._latent_tiles is not None:  # seamless: synthesized with its neighbours later
+            self._latent_tiles.append(((y_sym + mu) * inv_gain).float())
+            return [np.zeros((h, w, 3), np.uint8)]
+        return [self.synthesize(y_sym, mu, inv_gain, h, w)]
+
+    # --- images larger than a tile: overlapping analysis and synthesis ------------------
+    _source = _regions = _latent_tiles = None  # set only while a seamless image is coded
+
+    def encode_chunks(self, x, quality, effort: int = 0):
+        params = self.params(np.asarray(x), quality)
+        if "overlap" in params:
+            self._source, self._regions = np.asarray(x), iter(self.plan(np.shape(x), params))
+        try:
+            return super().encode_chunks(x, quality, effort)
+        finally:
+            self._source = self._regions = None
+
+    def decode_chunks(self, header, chunks):
+        overlap = header.params.get("overlap")
+        if overlap is None:  # files of one tile, and files written before seamless tiling
+            return super().decode_chunks(header, chunks)
+        if not (isinstance(overlap, int) and not isinstance(overlap, bool) and 0 < overlap <= 256 and overlap % 16 == 0):
+            raise FormatError("corrupted .ncd file: invalid hyperprior overlap")
+        self._latent_tiles = []
+        try:
+            super().decode_chunks(header, chunks)  # decodes and checks every tile's latents
+            return self._synthesize_all(header.shape, header.params["tile"], overlap, self._latent_tiles)
+        finally:
+            self._latent_tiles = None
+
+    @torch.no_grad()
+    def _synthesize_all(self, shape, tile: int, overlap: int, latents: list[torch.Tensor]) -> np.ndarray:
+        """The image from every tile's latents: each tile synthesized from a window of the whole
+        latent reaching `overlap` pixels into its neighbours, then cropped to the tile."""
+        height, width = shape[0], shape[1]
+        grid = tile_grid(height, width, tile)
+        y = torch.zeros(1, latents[0].shape[1], -(-height // 64) * 4 + tile // 16, -(-width // 64) * 4 + tile // 16)
+        for (r, c, _, _), lat in zip(grid, latents):
+            y[:, :, r // 16 : r // 16 + lat.shape[2], c // 16 : c // 16 + lat.shape[3]] = lat
+        y = y[:, :, : -(-height // 16), : -(-width // 16)]
+        out = np.empty((height, width, 3), dtype=np.uint8)
+        m = overlap // 16
+        for r, c, th, tw in grid:
+            r0, c0 = max(0, r // 16 - m), max(0, c // 16 - m)
+            window = y[:, :, r0 : (r + th) // 16 + m + 1, c0 : (c + tw) // 16 + m + 1].to(self.device)
+            x_hat = self.net.g_s(window.contiguous(memory_format=torch.channels_last))[0]
+            x_hat = x_hat[:, r - 16 * r0 : r - 16 * r0 + th, c - 16 * c0 : c - 16 * c0 + tw]
+            out[r : r + th, c : c + tw] = (x_hat.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        return out
 
     def _code_z(self, io, h: int, w: int, known) -> torch.Tensor:
         """z, one categorical table per channel."""
@@ -205,14 +261,31 @@ class HyperpriorCodec(LikelihoodCodec):
         self._gain = gain
         return z_sym, self._code_y(io, mu, sigma, known).reshape(mu.shape), mu
 
-    @torch.no_grad()
-    def analyse(self, x: np.ndarray, quality: int | None = None) -> tuple[np.ndarray, torch.Tensor]:
-        """The z symbols and the latent y (float64) of a tile: what only the encoder has.
-        With an effort above 0 the latents are optimized for this tile first (`search`)."""
+    def _pixels(self, x: np.ndarray) -> torch.Tensor:
+        """(1, 3, H, W) floats in [0, 1], replicate-padded to a multiple of 64."""
         h, w = x.shape[:2]
-        t = torch.tensor(x, device=self.device).permute(2, 0, 1)[None].float() / 255.0
-        t = F.pad(t, (0, -w % 64, 0, -h % 64), mode="replicate")
-        y = self.net.g_a(t.contiguous(memory_format=torch.channels_last))
+        t = torch.tensor(np.ascontiguousarray(x), device=self.device).permute(2, 0, 1)[None].float() / 255.0
+        return F.pad(t, (0, -w % 64, 0, -h % 64), mode="replicate")
+
+    @torch.no_grad()
+    def analyse(self, x: np.ndarray, quality: int | None = None, window=None) -> tuple[np.ndarray, torch.Tensor]:
+        """The z symbols and the latent y (float64) of a tile: what only the encoder has.
+        `window` (the tile's slices in `self._source`): y is cut from the analysis of the tile
+        with `OVERLAP` pixels of its neighbours around it. With an effort above 0 the latents
+        are optimized for this tile first (`search`)."""
+        h, w = x.shape[:2]
+        t = self._pixels(x)
+        if window is None:
+            y = self.net.g_a(t.contiguous(memory_format=torch.channels_last))
+        else:
+            (rows, cols), src = window, self._source
+            r0, c0 = max(0, rows.start - OVERLAP), max(0, cols.start - OVERLAP)
+            around = self._pixels(src[r0 : rows.stop + OVERLAP, c0 : cols.stop + OVERLAP])
+            y = self.net.g_a(around.contiguous(memory_format=torch.channels_last))
+            top, left = (rows.start - r0) // 16, (cols.start - c0) // 16
+            y = y[:, :, top : top + t.shape[2] // 16, left : left + t.shape[3] // 16]
+            if y.shape[2:] != (t.shape[2] // 16, t.shape[3] // 16):  # a last tile: pad as the tile alone would be
+                y = F.pad(y, (0, t.shape[3] // 16 - y.shape[3], 0, t.shape[2] // 16 - y.shape[2]), mode="replicate")
         z = self.net.h_a(y)
         if self.effort and quality is not None:
             y, z = self.search(t, y, z, quality, EFFORT_STEPS[self.effort], (h, w))
