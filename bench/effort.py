@@ -1,0 +1,73 @@
+"""Encoder-side search: BD-rate gain against encode seconds for each effort level.
+
+    python bench/effort.py [--codec NAME] [--images 6] [--crop 384]
+
+Each Kodak image (center crop) is coded at four qualities with every effort level of the
+codec; the decoder is the same for all. BD-rates are against effort 0 in the same run (PSNR).
+Writes bench/results/effort_<codec>.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import neurocodec
+from neurocodec.bench.metrics import bd_rate
+
+KODAK = Path("../shared/data/images/kodak")
+QUALITIES = (12, 38, 62, 88)
+
+
+def _bd(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) -> float:
+    return bd_rate([r for r, _ in anchor], [q for _, q in anchor], [r for r, _ in test], [q for _, q in test])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--codec", default=None, help="default: the default lossy codec")
+    ap.add_argument("--images", type=int, default=6)
+    ap.add_argument("--crop", type=int, default=384)
+    args = ap.parse_args()
+    from neurocodec import registry
+
+    name = args.codec or registry.default_codec("image", False)
+    codec = neurocodec.load_codec(name)
+    paths = sorted(KODAK.glob("kodim*.png"))[:: max(1, 24 // args.images)][: args.images]
+    curves: dict[int, list[tuple[float, float]]] = {}
+    seconds: dict[int, float] = {}
+    for effort in codec.efforts:
+        points, spent = [], 0.0
+        for q in QUALITIES:
+            bpp, mse = [], []
+            for p in paths:
+                x = np.asarray(Image.open(p).convert("RGB"))
+                r, c = (x.shape[0] - args.crop) // 2, (x.shape[1] - args.crop) // 2
+                x = np.ascontiguousarray(x[r : r + args.crop, c : c + args.crop])
+                t = time.perf_counter()
+                blob = codec.encode(x, quality=q, effort=effort)
+                spent += time.perf_counter() - t
+                y = codec.decode(blob)
+                bpp.append(8 * len(blob) / (args.crop * args.crop))
+                mse.append(np.mean((y.astype(float) - x) ** 2))
+            points.append((float(np.mean(bpp)), float(10 * np.log10(255**2 / np.mean(mse)))))
+            print(name, "effort", effort, "q", q, points[-1], flush=True)
+        curves[effort], seconds[effort] = points, spent / (len(QUALITIES) * len(paths))
+    px = args.crop * args.crop / 1e6
+    rows = [f"| {e} | {seconds[e]:.2f} | {seconds[e] / px:.1f} | "
+            f"{0.0 if e == 0 else _bd(curves[0], curves[e]):+.1f} % |" for e in codec.efforts]
+    text = [f"# {name}: encoder-side search (effort)", "",
+            f"`python bench/effort.py --codec {name} --images {args.images} --crop {args.crop}`: {len(paths)} Kodak images, "
+            f"{args.crop}x{args.crop} center crops, qualities {', '.join(map(str, QUALITIES))}; one process, 2-core CPU.", "",
+            "| effort | encode s per crop | s per megapixel | BD-rate vs effort 0 (PSNR) |", "|---:|---:|---:|---:|", *rows, ""]
+    out = Path("bench/results") / f"effort_{name}.md"
+    out.write_text("\n".join(text))
+    print("\n".join(text))
+
+
+if __name__ == "__main__":
+    main()
