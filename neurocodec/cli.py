@@ -736,17 +736,25 @@ def codecs() -> None:
 @click.option("--limit", type=int, default=None, help="use only the first N files")
 @click.option("--print-only", is_flag=True, help="print the table; write no files")
 @click.option("--qualities", default=None, help="comma-separated qualities for every lossy codec (default: each codec's sweep)")
-def bench(folder, names, lossless, jobs, out_dir, prefix, limit, print_only, qualities) -> None:
+@_engine_options
+def bench(folder, names, lossless, jobs, out_dir, prefix, limit, print_only, qualities, engine, address, workers) -> None:
     """Compare codecs on a folder of images (default: ../shared/data/images/kodak) or, for a
-    folder without images, of text files."""
+    folder without images, of text files. With --engine dask, images are benchmarked one per
+    task on a cluster's workers (which must see the folder at the same path)."""
     from .bench.command import is_text_folder, run_image_benchmark, run_text_benchmark
 
     codec_names = names.split(",") if names else None
+    cluster = _engine(engine, address, workers)
+    if cluster is not None and jobs != 1:
+        raise click.UsageError("--jobs runs processes here; with --engine, the cluster's workers code the images")
     try:
         if folder and is_text_folder(Path(folder)):
+            if cluster is not None:
+                raise click.UsageError("--engine is for folders of images; the text benchmark runs here")
             run_text_benchmark(folder, codec_names, out_dir, prefix, limit, print_only)
         else:
-            run_image_benchmark(folder, codec_names, out_dir, prefix, limit, print_only, qualities, lossless, jobs)
+            run_image_benchmark(folder, codec_names, out_dir, prefix, limit, print_only, qualities, lossless, jobs,
+                                cluster)
     except NeurocodecError as e:
         _fail(str(e))
         sys.exit(1)

@@ -97,3 +97,19 @@ def test_engine_options_and_an_unreachable_cluster(tmp_path):
                        DATA / IMAGES[0])
     assert code == 1 and err.startswith("neurocodec: cannot reach the dask cluster at nosuchprotocol://x:1")
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "x.ncd").exists()
+
+
+def test_bench_on_the_cluster(tmp_path, cluster):
+    address = cluster.client.scheduler.address
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for im in IMAGES:
+        shutil.copy(DATA / im, folder / im)
+    args = ["bench", folder, "--codecs", "hyperprior,jpeg", "--qualities", "50", "--print-only"]
+    code, out, err = run(*args, "--engine", "dask", "--address", address)
+    assert code == 0, err
+    here = run(*args)[1]
+    sizes = lambda table: [ln.split()[:4] for ln in table.splitlines() if ln.startswith(("hyperprior ", "jpeg "))]  # noqa: E731
+    assert sizes(out) == sizes(here) and "hyperprior" in out  # the same rows and bpp; times differ
+    code, _, err = run(*args, "--engine", "dask", "--jobs", "2")
+    assert code == 2 and "--jobs" in err
