@@ -85,7 +85,8 @@ class Writer(io.BufferedIOBase):
     `codec` names a text codec (default: the default text codec; with `lossless`, the best
     lossless one); `name` is stored as the original's name. Nothing reaches `fp` before a
     block is complete or the writer is closed, and closing writes the rest: close it (or use
-    it in a `with` block), or the output is incomplete. Closing closes `fp` only if `close_fp`."""
+    it in a `with` block), or the output is incomplete; a `with` block left by an exception
+    writes no more (`abandon`). Closing closes `fp` only if `close_fp`."""
 
     def __init__(self, fp: BinaryIO, codec: str | None = None, quality: int | None = None, *,
                  lossless: bool = False, name: str = "", block_size: int | None = None, close_fp: bool = False):
@@ -138,6 +139,21 @@ class Writer(io.BufferedIOBase):
         self._blocks += 1
         self._buf.clear()
         self._fp.flush()  # a reader at the other end of a pipe sees each block as it is done
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # what was written is incomplete: no end mark, so readers refuse it as truncated
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Close without writing the rest or the end mark (a stream already begun is left
+        truncated, which readers refuse)."""
+        if not self.closed:
+            self._buf = bytearray()
+            super().close()
+            if self._close_fp:
+                self._fp.close()
 
     def close(self) -> None:
         if self.closed:
@@ -410,16 +426,16 @@ def open(file: str | os.PathLike | BinaryIO, mode: str = "rb", codec: str | None
     owned = isinstance(file, (str, bytes, os.PathLike))
     if not owned and not (hasattr(file, "read") if reading else hasattr(file, "write")):
         raise TypeError(f"file must be a path or a binary file object, got {type(file).__name__}")
+    if not reading:  # an unknown codec or a bad argument is refused before any file is made
+        from . import api
+
+        codec = api.choose_codec("text", codec, lossless)
+        Writer(io.BytesIO(), codec, quality, name=name or "", block_size=block_size).abandon()
     fp = builtins.open(file, mode.replace("t", "").replace("b", "") + "b") if owned else file
-    try:
-        if reading:
-            binary: io.IOBase = io.BufferedReader(_BlockIO(fp, owned), BLOCK_SIZE // 4)
-        else:
-            binary = Writer(fp, codec, quality, lossless=lossless, name=name or "", block_size=block_size, close_fp=owned)
-    except BaseException:
-        if owned:
-            fp.close()
-        raise
+    if reading:
+        binary: io.IOBase = io.BufferedReader(_BlockIO(fp, owned), BLOCK_SIZE // 4)
+    else:
+        binary = Writer(fp, codec, quality, name=name or "", block_size=block_size, close_fp=owned)
     return io.TextIOWrapper(binary, encoding, errors, newline) if text else binary
 
 

@@ -130,6 +130,19 @@ def test_hostile_streams_cannot_make_a_reader_hold_more_than_a_block(toy):
         neurocodec.decompress(members(small)[0] + bloated)
 
 
+def test_a_writer_left_by_an_exception_leaves_a_truncated_stream(tmp_path, toy):
+    path = tmp_path / "t.ncd"
+    with pytest.raises(KeyError):
+        with neurocodec.open(path, "wb", codec=toy, block_size=1000) as f:
+            f.write(TEXT)
+            raise KeyError("the source failed")
+    with pytest.raises(neurocodec.FormatError, match="truncated .ncd stream"):
+        neurocodec.decompress(path)
+    with pytest.raises(neurocodec.CodecNotFound):
+        neurocodec.open(tmp_path / "none.ncd", "wb", codec="nosuchcodec")
+    assert not (tmp_path / "none.ncd").exists()
+
+
 def test_images_and_bad_arguments(photo, toy):
     with pytest.raises(neurocodec.InputError, match="codes images"):
         neurocodec.open(io.BytesIO(), "wb", codec="hyperprior")
