@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -17,12 +18,17 @@ import time
 from pathlib import Path
 
 
-def timed(args: list[str]) -> float:
+def timed(args: list[str]) -> tuple[float, float]:
+    """Wall seconds of the command, and CPU seconds of it and all its processes (the cluster's
+    workers included), which a loaded machine changes less."""
     t = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     p = subprocess.run([sys.executable, "-m", "neurocodec.cli", *args], capture_output=True, text=True)
     if p.returncode != 0:
         raise SystemExit(f"failed: {' '.join(args[:4])}...: {p.stderr.strip()}")
-    return time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return time.perf_counter() - t, cpu
 
 
 def main() -> None:
@@ -34,7 +40,8 @@ def main() -> None:
     modes = {"no engine": [], "dask, 1 worker": ["--engine", "dask", "--workers", "1"],
              "dask, 2 workers": ["--engine", "dask", "--workers", "2"]}
     print(f"cores: {os.cpu_count()}, load average at start: {os.getloadavg()[0]:.2f}")
-    print("| codec | run | compress (s) | decompress (s) | load avg |\n|---|---|---:|---:|---:|")
+    print("| codec | run | compress: wall s (CPU s) | decompress: wall s (CPU s) | load avg after |\n"
+          "|---|---|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "src"
         src.mkdir()
@@ -50,11 +57,13 @@ def main() -> None:
                 shutil.rmtree(dec, ignore_errors=True)
                 c = timed(["compress", "-c", codec, "--output-dir", str(enc), *extra, *files])
                 d = timed(["decompress", "--output-dir", str(dec), *extra, *sorted(map(str, enc.iterdir()))])
-                print(f"| {codec} | {mode}, {len(files)} images | {c:.1f} | {d:.1f} | {os.getloadavg()[0]:.2f} |", flush=True)
+                print(f"| {codec} | {mode}, {len(files)} images | {c[0]:.1f} ({c[1]:.1f}) | {d[0]:.1f} ({d[1]:.1f}) "
+                      f"| {os.getloadavg()[0]:.2f} |", flush=True)
             for mode, extra in modes.items():  # start-up: one small image
                 out = Path(tmp) / "one.ncd"
                 c = timed(["compress", "-f", "-c", codec, "-o", str(out), *extra, small])
-                print(f"| {codec} | {mode}, one 256x192 image | {c:.1f} | | {os.getloadavg()[0]:.2f} |", flush=True)
+                print(f"| {codec} | {mode}, one 256x192 image | {c[0]:.1f} ({c[1]:.1f}) | | {os.getloadavg()[0]:.2f} |",
+                      flush=True)
 
 
 if __name__ == "__main__":
