@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 DEMO_DIR ?= /tmp/neurocodec-demo
 
-.PHONY: demo test bench bench-quick clean
+.PHONY: demo test bench bench-quick bench-cluster clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ bench: $(VENV)/.installed
 	$(BIN)/neurocodec bench ../shared/data/images/kodak
 	$(BIN)/neurocodec bench ../shared/data/images/kodak --lossless --jobs 2
 	$(BIN)/neurocodec bench ../shared/data/text/eval
+
+# compress and decompress 48 Kodak images (the 24, twice) without an engine and with
+# --engine dask on 1 and 2 local workers; prints the wall times (README "Many files")
+bench-cluster: $(VENV)/.installed
+	$(BIN)/python bench/cluster_kodak.py --kodak ../shared/data/images/kodak
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR)

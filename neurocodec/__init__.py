@@ -3,10 +3,13 @@
     import neurocodec
     blob = neurocodec.compress(image, codec="hyperprior", quality=50)   # .ncd bytes
     image = neurocodec.decompress(blob)
+    with neurocodec.open("big.txt.ncd", "wb") as f:                     # text, block by block
+        f.write(data)
 """
 
 from . import pil_plugin  # noqa: F401  (registers the .ncd format with Pillow)
 from .api import available_codecs, compress, decompress, load_codec, register
+from .streaming import open  # noqa: A001  (like gzip.open)
 from .errors import (
     CodecNotFound,
     FormatError,
@@ -30,5 +33,6 @@ __all__ = [
     "compress",
     "decompress",
     "load_codec",
+    "open",
     "register",
 ]

@@ -7,6 +7,7 @@ code nothing start at once.
 
 from __future__ import annotations
 
+import io
 import os
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -64,32 +65,48 @@ def compress(obj: Any, codec: str | None = None, quality: int | None = None, los
     lossless one). `quality` (an int from 1 to 100) is for lossy codecs only. `name` is the
     original's file name, stored in the file. Raises InputError for what the codec cannot code
     exactly as given, LimitError for an input over neurocodec.limits, CodecNotFound."""
+    return choose_codec(modality_of(obj), codec, lossless).encode(obj, quality=quality, name=name)
+
+
+def choose_codec(modality: str, codec: str | Codec | None = None, lossless: bool = False) -> Codec:
+    """The codec `compress` uses: `codec` (a name, or a codec object as it is), else the
+    default one for `modality` (with `lossless`, the best lossless one); InputError for a
+    lossy codec asked to be lossless."""
     from . import registry
 
-    chosen: Codec = load_codec(codec or registry.default_codec(modality_of(obj), lossless))
+    if codec is not None and not isinstance(codec, str):
+        chosen: Codec = codec
+    else:
+        chosen = load_codec(codec or registry.default_codec(modality, lossless))
     if lossless and not chosen.lossless:
         raise InputError(f"codec '{chosen.name}' is lossy; pick a lossless codec or drop --lossless")
-    return chosen.encode(obj, quality=quality, name=name)
+    return chosen
 
 
 def decompress(source: bytes | str | os.PathLike | BinaryIO) -> Any:
-    """The image (HxWx3 uint8 array) or bytes held in a .ncd file.
+    """The image (HxWx3 uint8 array) or bytes held in a .ncd file, or the bytes held in a
+    .ncd stream (what `neurocodec.open` and the command write for text over one block).
 
     `source` is the file's content (bytes, bytearray or memoryview), its path (str or
     pathlib.Path), or a binary file object open for reading, read from its current position
     to its end, where the .ncd file must end. Raises FormatError for anything that is not a
     whole, intact .ncd file, LimitError for one over neurocodec.limits, and OSError if the
-    path cannot be read."""
+    path cannot be read. (A stream is decoded whole into memory here; `neurocodec.open`
+    reads one block at a time.)"""
+    from . import streaming
+
     if isinstance(source, (bytes, bytearray, memoryview)):
-        box = container.unpack(bytes(source))
-    elif isinstance(source, (str, os.PathLike)):
+        return _decode(streaming.Reader(io.BytesIO(bytes(source))))
+    if isinstance(source, (str, os.PathLike)):
         with open(source, "rb") as f:
-            box = container.read(f)
-    elif hasattr(source, "read"):
-        box = container.read(source)
-    else:
-        raise TypeError(f"decompress takes bytes, a path or a binary file object, got {type(source).__name__}")
-    return decode_container(box)
+            return _decode(streaming.Reader(f))
+    if hasattr(source, "read"):
+        return _decode(streaming.Reader(source))
+    raise TypeError(f"decompress takes bytes, a path or a binary file object, got {type(source).__name__}")
+
+
+def _decode(reader) -> Any:
+    return b"".join(reader.blocks()) if reader.stream else decode_container(reader.container)
 
 
 def decode_container(box: container.Container) -> Any:

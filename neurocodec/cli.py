@@ -1,14 +1,16 @@
 """The `neurocodec` command, in the habits of gzip and zstd.
 
-    neurocodec compress FILE... [-c CODEC] [-q QUALITY] [-o OUT] [-f] [--rm]
-    neurocodec decompress FILE.ncd... [-o OUT] [-f] [--rm] [-N]
+    neurocodec compress FILE... [-c CODEC] [-q QUALITY] [-o OUT] [-f] [--rm] [--engine dask]
+    neurocodec decompress FILE.ncd... [-o OUT] [-f] [--rm] [-N] [--engine dask]
     neurocodec info FILE.ncd...      neurocodec codecs
     neurocodec bench [FOLDER]        neurocodec train hyperprior|text ...
 
 Sources are kept unless --rm is given (as zstd does; -k is accepted for gzip's habit). An
 output that exists is refused without -f. Every output is written to a temporary file beside
 it and renamed into place, so a failure never leaves half a file. Errors are one line on
-stderr and a non-zero exit status.
+stderr and a non-zero exit status. Text over one block (2 MiB) is coded as it is read, into a
+stream of blocks (neurocodec.streaming), so memory does not grow with it; many files show a
+progress bar on a terminal; --engine dask codes the files on a cluster (neurocodec.engine).
 """
 
 from __future__ import annotations
@@ -18,8 +20,12 @@ import io
 import os
 import sys
 import tempfile
+import time
 import warnings
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import click
 
@@ -32,8 +38,19 @@ class Failed(Exception):
     """A per-file failure already worded for the user."""
 
 
+_BAR = None  # the progress bar being shown, if any: messages are written above it
+
+
+def _say(msg: str) -> None:
+    """A line on stderr (above the progress bar, if one is shown)."""
+    if _BAR is not None:
+        _BAR.write(msg, file=sys.stderr)
+    else:
+        click.echo(msg, err=True)
+
+
 def _fail(msg: str) -> None:
-    click.echo(f"neurocodec: {msg}", err=True)
+    _say(f"neurocodec: {msg}")
 
 
 def atomic_write(path: Path, data: bytes | None = None, writer=None) -> None:
@@ -84,10 +101,34 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def _read_input(path: str) -> bytes:
+    with _open_input(path) as src:
+        return _read(src, path)
+
+
+@contextlib.contextmanager
+def _open_input(path: str):
+    """The binary file to read `path` from (standard input for '-', left open)."""
     if path == "-":
-        return sys.stdin.buffer.read()
+        yield sys.stdin.buffer
+        return
     try:
-        return Path(path).read_bytes()
+        f = open(path, "rb")
+    except OSError as e:
+        raise Failed(f"{path}: {e.strerror or e}") from None
+    with f:
+        yield f
+
+
+def _read(src, path: str, n: int = -1) -> bytes:
+    """`n` bytes of `src` (all of it for -1), fewer only at its end."""
+    try:
+        if n < 0:
+            return src.read()
+        parts = []
+        while n > 0 and (part := src.read(n)):
+            parts.append(part)
+            n -= len(part)
+        return b"".join(parts)
     except OSError as e:
         raise Failed(f"{path}: {e.strerror or e}") from None
 
@@ -148,15 +189,20 @@ def _check_output(out: Path | None, force: bool, label: str) -> None:
 
 
 def _emit(out: Path | None, data: bytes, force: bool, label: str) -> None:
+    _emit_with(out, force, label, lambda f: f.write(data))
+
+
+def _emit_with(out: Path | None, force: bool, label: str, writer) -> None:
+    """Call `writer(file)` on standard output, or on a temporary file renamed to `out`."""
     if out is None:  # standard output
         if sys.stdout.isatty():
             raise Failed(f"{label}: refusing to write binary data to a terminal (use -o FILE)")
-        sys.stdout.buffer.write(data)
+        writer(sys.stdout.buffer)
         sys.stdout.buffer.flush()
         return
     if out.exists() and not force:
         raise Failed(f"{out}: already exists; use -f to overwrite")
-    atomic_write(out, data)
+    atomic_write(out, writer=writer)
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -170,34 +216,158 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in text)
 
 
-def _run_each(files: tuple[str, ...], work) -> None:
-    """Run `work(file)` for each file; report failures one line each; exit 1 if any failed.
+def _report_failure(f: str, e: Exception) -> None:
+    """The one line that says why file `f` failed.
 
     No exception becomes a traceback: a file that makes the decoder run out of memory or fail
     inside torch is reported like any other failure (set NEUROCODEC_DEBUG=1 for tracebacks)."""
+    from .engine import is_killed_worker
+
+    label = "<stdin>" if f == "-" else f
+    if isinstance(e, Failed):
+        _fail(_one_line(str(e)))
+    elif isinstance(e, NeurocodecError):
+        _fail(_one_line(f"{label}: {e}"))
+    elif isinstance(e, OSError):
+        where = e.filename if e.filename not in (None, f) else label
+        _fail(_one_line(f"{where}: {e.strerror or e}"))
+    elif isinstance(e, MemoryError):
+        _fail(_one_line(f"{label}: out of memory" + (f" ({e})" if str(e) else "")))
+    elif is_killed_worker(e):
+        _fail(_one_line(f"{label}: the worker coding it died (out of memory?)"))
+    else:  # a bug or an unforeseen input: still one line
+        if os.environ.get("NEUROCODEC_DEBUG"):
+            raise e
+        _fail(_one_line(f"{label}: {type(e).__name__}: {e}"))
+
+
+class _Progress:
+    """Files done / total and MB/s read, on stderr when it is a terminal and there are
+    several files (as zstd, rsync --info=progress2 and pip show theirs), cleared at the end."""
+
+    def __init__(self, total: int, desc: str, enabled: bool):
+        global _BAR
+        self.bar, self.bytes, self.start = None, 0, time.monotonic()
+        if enabled and total > 1:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, desc=desc, unit="file", disable=None, leave=False, file=sys.stderr, dynamic_ncols=True)
+            if not bar.disable:
+                self.bar = _BAR = bar
+
+    def done(self, size: int | None) -> None:
+        if self.bar is not None:
+            self.bytes += size or 0
+            rate = self.bytes / max(time.monotonic() - self.start, 1e-9) / 1e6
+            self.bar.set_postfix_str(f"{rate:.2f} MB/s", refresh=False)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        global _BAR
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = _BAR = None
+
+
+@dataclass
+class _Job:
+    """One file's coding, as the command sends it to a worker: `fn(data, *args)`, whose
+    result `then` writes and reports here; `data` is the file's content."""
+
+    data: bytes
+    fn: Callable
+    args: tuple
+    then: Callable[[Any], None]
+
+
+def _run_each(files: tuple[str, ...], work, desc: str = "", engine: dict | None = None, prepare=None) -> None:
+    """Run `work(file)` for each file; report failures one line each; exit 1 if any failed.
+
+    `work` returns the bytes it read, for the progress bar. With `engine` (the options of
+    --engine), `prepare(file)` runs here and gives a _Job whose function runs on a worker;
+    its result is then written here, file after file in the order given, so outputs, messages
+    and exit status are those of the same run without an engine."""
     failed = 0
-    for f in files:
-        label = "<stdin>" if f == "-" else f
-        try:
-            work(f)
-        except Failed as e:
-            _fail(_one_line(str(e)))
-        except NeurocodecError as e:
-            _fail(_one_line(f"{label}: {e}"))
-        except OSError as e:
-            where = e.filename if e.filename not in (None, f) else label
-            _fail(_one_line(f"{where}: {e.strerror or e}"))
-        except MemoryError as e:
-            _fail(_one_line(f"{label}: out of memory" + (f" ({e})" if str(e) else "")))
-        except Exception as e:  # noqa: BLE001  a bug or an unforeseen input: still one line
-            if os.environ.get("NEUROCODEC_DEBUG"):
-                raise
-            _fail(_one_line(f"{label}: {type(e).__name__}: {e}"))
+    progress = _Progress(len(files), desc, enabled=bool(desc))
+    try:
+        if engine is None:
+            for f in files:
+                try:
+                    size = work(f)
+                except Exception as e:  # noqa: BLE001  reported on one line
+                    _report_failure(f, e)
+                    failed += 1
+                else:
+                    progress.done(size)
         else:
-            continue
-        failed += 1
+            failed = _run_on_engine(files, prepare, engine, progress)
+    finally:
+        progress.close()
     if failed:
         sys.exit(1)
+
+
+def _run_on_engine(files, prepare, engine: dict, progress: _Progress) -> int:
+    """Prepare each file here, code it on the cluster, write it here; the number that failed.
+
+    At most four files per worker are read ahead and in flight, so the client's memory holds
+    a few files, however many are given."""
+    from .engine import Cluster, EngineError
+
+    failed = 0
+    try:
+        cluster = Cluster(engine["address"], engine["workers"]).start()
+    except EngineError as e:
+        _fail(_one_line(str(e)))
+        sys.exit(1)
+    with cluster:
+        window: deque = deque()
+        limit = 4 * cluster.workers
+
+        def settle() -> int:
+            f, job, future, error = window.popleft()
+            try:
+                if error is not None:
+                    raise error
+                job.then(future.result())
+            except Exception as e:  # noqa: BLE001  reported on one line
+                _report_failure(f, e)
+                return 1
+            progress.done(len(job.data))
+            return 0
+
+        for f in files:
+            try:
+                job = prepare(f)
+                window.append((f, job, cluster.submit(job.fn, job.data, *job.args), None))
+            except Exception as e:  # noqa: BLE001  reported in its turn
+                window.append((f, None, None, e))
+            while window and (len(window) > limit or window[0][3] is not None or window[0][2].done()):
+                failed += settle()
+        while window:
+            failed += settle()
+    return failed
+
+
+def _engine_options(command):
+    """--engine, --address and --workers, for commands that code many files."""
+    command = click.option("--workers", type=click.IntRange(1), default=None,
+                           help="worker processes of the local cluster (default: one per core)")(command)
+    command = click.option("--address", default=None, metavar="ADDRESS",
+                           help="scheduler of an existing dask cluster, e.g. tcp://host:8786 (default: start a local one)")(command)
+    command = click.option("--engine", type=click.Choice(["dask"]), default=None,
+                           help="code the files on a dask.distributed cluster (pip install 'neurocodec[cluster]')")(command)
+    return command
+
+
+def _engine(engine: str | None, address: str | None, workers: int | None) -> dict | None:
+    if engine is None:
+        if address is not None or workers is not None:
+            raise click.UsageError("--address and --workers go with --engine dask")
+        return None
+    if address is not None and workers is not None:
+        raise click.UsageError("--workers sizes the local cluster; an existing one (--address) has its own")
+    return {"address": address, "workers": workers}
 
 
 def _check_output_option(files: tuple[str, ...], output: str | None) -> None:
@@ -222,44 +392,114 @@ def main() -> None:
 @click.option("-k", "--keep", is_flag=True, help="keep source files (the default)")
 @click.option("--rm", "remove", is_flag=True, help="remove each source file after success")
 @click.option("-v", "--verbose", is_flag=True, help="report size, and for images bpp and the PSNR really achieved")
-def compress(files, codec, quality, lossless, output, output_dir, force, keep, remove, verbose) -> None:
-    """Compress FILES to FILE.ncd ('-' reads standard input)."""
-    from . import api
+@_engine_options
+def compress(files, codec, quality, lossless, output, output_dir, force, keep, remove, verbose, engine, address, workers) -> None:
+    """Compress FILES to FILE.ncd ('-' reads standard input).
+
+    Text over one block (2 MiB) is coded block by block as it is read, in memory that does not
+    grow with it. With --engine dask, the files are coded on a cluster's workers (a local
+    one by default) and written here, as without it."""
+    from . import streaming
 
     _check_output_option(files, output)
+    cluster = _engine(engine, address, workers)
+    block = streaming.BLOCK_SIZE
 
-    def work(path: str) -> None:
+    def start(path: str):
+        """Name and check the output, before any reading or coding."""
         label = "<stdin>" if path == "-" else path
         name = "" if path == "-" else Path(path).name
         out = _output_path(output, output_dir, path, lambda p: p.with_name(p.name + ".ncd"))
-        _check_output(out, force, label)  # before the (slow) encode
-        data = _read_input(path)
-        obj = _compress_input(path, data, label, codec)
-        blob = api.compress(obj, codec=codec, quality=quality, lossless=lossless, name=name)
+        _check_output(out, force, label)
+        return label, name, out
+
+    def finish(path: str, label: str, out: Path | None, result) -> None:
+        blob, report = result
         _emit(out, blob, force, label)
-        if verbose:
-            click.echo(f"{label}: {_report(obj, blob)}", err=True)
+        if report is not None:
+            _say(f"{label}: {report}")
         if remove and path != "-" and out is not None:
             os.unlink(path)
 
-    _run_each(files, work)
+    def work(path: str) -> int:
+        label, name, out = start(path)
+        with _open_input(path) as src:
+            data = _read(src, path, block + 1)
+            if len(data) > block and _modality(path, data, label, codec) == "text":
+                counts = []  # a text over one block: coded as it is read, written as it is coded
+                _emit_with(out, force, label, lambda f: counts.append(
+                    _compress_stream(src, f, data, path, codec, quality, lossless, name, block)))
+                if verbose:
+                    _say(f"{label}: {_size_report(*counts[0])}")
+                if remove and path != "-" and out is not None:
+                    os.unlink(path)
+                return counts[0][0]
+            data += _read(src, path)
+        finish(path, label, out, _compress_file(data, path, label, codec, quality, lossless, name, verbose, block))
+        return len(data)
+
+    def prepare(path: str) -> _Job:
+        label, name, out = start(path)
+        return _Job(_read_input(path), _compress_file, (path, label, codec, quality, lossless, name, verbose, block),
+                    lambda result: finish(path, label, out, result))
+
+    _run_each(files, work, "compress", cluster, prepare)
 
 
-def _compress_input(path: str, data: bytes, label: str, codec: str | None):
-    """What `compress` codes: a Pillow image for image files (or an image codec), the bytes
-    themselves otherwise (and always for a text codec, whatever the file holds)."""
+def _compress_file(data: bytes, path: str, label: str, codec: str | None, quality: int | None, lossless: bool,
+                   name: str, verbose: bool, block: int) -> tuple[bytes, str | None]:
+    """What `compress` writes for one file's `data`, and its -v report. It reads and writes no
+    file: it runs here, or on a worker with --engine. A text over one block gives the same
+    stream as `_compress_stream`."""
+    from . import api, streaming
+
+    obj = _compress_input(path, data, label, codec)
+    if isinstance(obj, bytes) and len(obj) > block:
+        blob = streaming.compress_bytes(obj, codec, quality, lossless=lossless, name=name, block_size=block)
+    else:
+        blob = api.compress(obj, codec=codec, quality=quality, lossless=lossless, name=name)
+    return blob, (_report(obj, blob) if verbose else None)
+
+
+def _compress_stream(src, out, head: bytes, path: str, codec: str | None, quality: int | None, lossless: bool,
+                     name: str, block: int) -> tuple[int, int]:
+    """Code `head` and the rest of `src` into `out` as a stream, one block at a time; the
+    bytes read and written."""
+    from . import streaming
+
+    with streaming.Writer(out, codec, quality, lossless=lossless, name=name, block_size=block) as w:
+        w.write(head)
+        while part := _read(src, path, block):
+            w.write(part)
+    return w.bytes_in, w.bytes_out
+
+
+def _modality(path: str, data: bytes, label: str, codec: str | None) -> str:
+    """What `compress` codes a file as: "image" for image files (or an image codec), "text"
+    (the bytes themselves) otherwise, and always for a text codec, whatever the file holds.
+    `data` may be the file's first bytes only."""
     modality = None
     if codec is not None:
         from .registry import read_config
 
         modality = read_config(codec).get("modality")
     if modality == "text":
-        return data
+        return "text"
     if _is_image(path, data):
-        return _load_image(data, label)
+        return "image"
     if modality == "image":
         raise Failed(f"{label}: codec '{codec}' codes images, and this is not an image file (PNG, JPEG, WebP, ...)")
-    return data
+    return "text"
+
+
+def _compress_input(path: str, data: bytes, label: str, codec: str | None):
+    """What `compress` codes: a Pillow image for image files (or an image codec), the bytes
+    themselves otherwise (and always for a text codec, whatever the file holds)."""
+    return _load_image(data, label) if _modality(path, data, label, codec) == "image" else data
+
+
+def _size_report(n_in: int, n_out: int) -> str:
+    return f"{n_in} -> {n_out} bytes, {8 * n_out / max(n_in, 1):.3f} bits per byte"
 
 
 def _report(obj, blob: bytes) -> str:
@@ -267,7 +507,7 @@ def _report(obj, blob: bytes) -> str:
     from . import api
 
     if isinstance(obj, bytes):
-        return f"{len(obj)} -> {len(blob)} bytes, {8 * len(blob) / max(len(obj), 1):.3f} bits per byte"
+        return _size_report(len(obj), len(blob))
     import numpy as np
 
     from .codec import as_rgb_image
@@ -300,32 +540,81 @@ def _output_path(output: str | None, output_dir: str | None, path: str, default)
 @click.option("--rm", "remove", is_flag=True, help="remove each .ncd file after success")
 @click.option("-N", "--name", "use_name", is_flag=True,
               help="name the output after the original file, as stored in FILE.ncd (as gzip -N)")
-def decompress(files, output, output_dir, force, keep, remove, use_name) -> None:
+@_engine_options
+def decompress(files, output, output_dir, force, keep, remove, use_name, engine, address, workers) -> None:
     """Restore FILE.ncd: images as PNG (unless -o names another format), bytes as they were.
 
     The output is FILE.ncd without .ncd (images: with .png for any image suffix), beside it or
-    in --output-dir; -N uses the original's name stored in the file instead."""
-    from . import api, container
+    in --output-dir; -N uses the original's name stored in the file instead. A stream (text
+    over one block) is decoded block by block as it is read. With --engine dask, the files
+    are decoded on a cluster's workers (a local one by default) and written here."""
+    from . import streaming
 
     _check_output_option(files, output)
+    cluster = _engine(engine, address, workers)
 
-    def work(path: str) -> None:
+    def start(path: str, reader):
+        """Name and check the output from the header, before the (slow) decode."""
         label = "<stdin>" if path == "-" else path
-        box = container.unpack(_read_input(path))
-        h = box.header
+        h = reader.header
         out = _output_path(output, output_dir, path, lambda p: _restored_name(p, h, use_name))
-        _check_output(out, force, label)  # before the (slow) decode
-        fmt = _image_format(out) if h.modality == "image" else None
-        result = api.decode_container(box)
-        if h.modality == "image":
-            data = _encode_image(result, out, fmt)
-        else:
-            data = bytes(result)
+        _check_output(out, force, label)
+        return label, out, (_image_format(out) if h.modality == "image" else None)
+
+    def finish(path: str, label: str, out: Path | None, data: bytes) -> None:
         _emit(out, data, force, label)
         if remove and path != "-" and out is not None:
             os.unlink(path)
 
-    _run_each(files, work)
+    def work(path: str) -> int:
+        with _open_input(path) as src:
+            reader = streaming.Reader(_Counting(src))  # a plain file is read whole, a stream's start mark only
+            label, out, fmt = start(path, reader)
+            if reader.stream:
+                _emit_with(out, force, label, lambda f: f.writelines(reader.blocks()))
+                if remove and path != "-" and out is not None:
+                    os.unlink(path)
+                return reader.fp.count
+        finish(path, label, out, _decoded(reader.container, out, fmt))
+        return reader.fp.count
+
+    def prepare(path: str) -> _Job:
+        blob = _read_input(path)
+        label, out, fmt = start(path, streaming.Reader(io.BytesIO(blob)))
+        return _Job(blob, _decompress_file, (out, fmt), lambda data: finish(path, label, out, data))
+
+    _run_each(files, work, "decompress", cluster, prepare)
+
+
+class _Counting:
+    """A binary file that counts the bytes read from it."""
+
+    def __init__(self, fp):
+        self.fp, self.count = fp, 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.fp.read(n)
+        self.count += len(data)
+        return data
+
+
+def _decompress_file(blob: bytes, out: Path | None, fmt: str | None) -> bytes:
+    """What `decompress` writes for one .ncd file or stream `blob`. It reads and writes no
+    file: it runs here, or on a worker with --engine."""
+    from . import streaming
+
+    reader = streaming.Reader(io.BytesIO(blob))
+    if reader.stream:
+        return b"".join(reader.blocks())
+    return _decoded(reader.container, out, fmt)
+
+
+def _decoded(box, out: Path | None, fmt: str | None) -> bytes:
+    """The output file's content for a plain .ncd file: the image in `fmt`, or the bytes."""
+    from . import api
+
+    result = api.decode_container(box)
+    return _encode_image(result, out, fmt) if box.header.modality == "image" else bytes(result)
 
 
 def _restored_name(path: Path, header, use_name: bool = False) -> Path:
@@ -383,19 +672,29 @@ def _encode_image(pixels, out: Path | None, fmt: str | None = None) -> bytes:
 @main.command()
 @click.argument("files", nargs=-1, required=True)
 def info(files) -> None:
-    """Describe .ncd files without decoding them."""
-    from . import container
+    """Describe .ncd files and streams without decoding them."""
+    import dataclasses
+
+    from . import streaming
 
     def work(path: str) -> None:
-        blob = _read_input(path)
-        box = container.unpack(blob)
-        h = box.header
-        size = len(blob)  # the whole file, as every bpp neurocodec reports
-        shape = "x".join(str(s) for s in h.shape)
+        with _open_input(path) as src:
+            reader = streaming.Reader(_Counting(src))
+            h = reader.header
+            chunks = blocks = length = 0
+            for box in reader.members():  # a stream's blocks are read and checked, not decoded
+                chunks += len(box.chunks)
+                blocks += 1
+                length += box.header.shape[0] if reader.stream else 0
+            size = reader.fp.count  # the whole file, as every bpp neurocodec reports
+        shape = str(length) if reader.stream else "x".join(str(s) for s in h.shape)
         line = [f"{path}: codec {h.codec}", h.modality, "lossless" if h.lossless else "lossy", f"shape {shape}"]
         if "quality" in h.params:
             line.append(f"quality {h.params['quality']}")
-        line.append(f"{len(box.chunks)} chunk(s), {size} bytes")
+        if reader.stream:
+            line.append(f"stream of {blocks} block(s) of at most {reader.block} bytes")
+            h = dataclasses.replace(h, shape=(length,))
+        line.append(f"{chunks} chunk(s), {size} bytes")
         if h.modality == "image" and len(h.shape) == 3 and h.shape[0] * h.shape[1]:
             line.append(f"{8 * size / (h.shape[0] * h.shape[1]):.3f} bpp")
             if h.lossless:
@@ -437,17 +736,25 @@ def codecs() -> None:
 @click.option("--limit", type=int, default=None, help="use only the first N files")
 @click.option("--print-only", is_flag=True, help="print the table; write no files")
 @click.option("--qualities", default=None, help="comma-separated qualities for every lossy codec (default: each codec's sweep)")
-def bench(folder, names, lossless, jobs, out_dir, prefix, limit, print_only, qualities) -> None:
+@_engine_options
+def bench(folder, names, lossless, jobs, out_dir, prefix, limit, print_only, qualities, engine, address, workers) -> None:
     """Compare codecs on a folder of images (default: ../shared/data/images/kodak) or, for a
-    folder without images, of text files."""
+    folder without images, of text files. With --engine dask, images are benchmarked one per
+    task on a cluster's workers (which must see the folder at the same path)."""
     from .bench.command import is_text_folder, run_image_benchmark, run_text_benchmark
 
     codec_names = names.split(",") if names else None
+    cluster = _engine(engine, address, workers)
+    if cluster is not None and jobs != 1:
+        raise click.UsageError("--jobs runs processes here; with --engine, the cluster's workers code the images")
     try:
         if folder and is_text_folder(Path(folder)):
+            if cluster is not None:
+                raise click.UsageError("--engine is for folders of images; the text benchmark runs here")
             run_text_benchmark(folder, codec_names, out_dir, prefix, limit, print_only)
         else:
-            run_image_benchmark(folder, codec_names, out_dir, prefix, limit, print_only, qualities, lossless, jobs)
+            run_image_benchmark(folder, codec_names, out_dir, prefix, limit, print_only, qualities, lossless, jobs,
+                                cluster)
     except NeurocodecError as e:
         _fail(str(e))
         sys.exit(1)
@@ -459,4 +766,9 @@ main.add_command(train)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    # `python -m neurocodec.cli`: run the commands of the module `neurocodec.cli`, not of this
+    # copy named __main__, so that the functions --engine sends to workers are found there by
+    # name, and their exceptions are the classes the commands catch
+    from neurocodec.cli import main as _main
+
+    _main()

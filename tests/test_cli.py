@@ -1,5 +1,6 @@
 """The `neurocodec` command as a user runs it: real processes, real files."""
 
+import io
 import os
 import subprocess
 import sys
@@ -186,3 +187,63 @@ def test_info_and_import_load_neither_numpy_nor_torch(work):
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "[]"
+
+
+TEXT = (DATA / "text" / "walden_excerpt.txt").read_bytes()
+
+
+def test_text_over_one_block_streams_through_stdin_stdout_and_files(tmp_path, monkeypatch):
+    """Issue 15: text is coded block by block as it is read (blocks of 600 bytes here, 2 MiB
+    really), to standard output or to a file, and decoded the same way."""
+    from neurocodec import streaming
+
+    monkeypatch.setattr(streaming, "BLOCK_SIZE", 600)
+    data = TEXT[:1000]
+    proc = run("compress", "-v", "-", stdin=data)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stderr.decode() == f"<stdin>: 1000 -> {len(proc.stdout)} bytes, {8 * len(proc.stdout) / 1000:.3f} bits per byte\n"
+    (tmp_path / "s.ncd").write_bytes(proc.stdout)
+    info = run("info", tmp_path / "s.ncd").stdout.decode()
+    assert "shape 1000, stream of 2 block(s) of at most 600 bytes" in info and "bits per byte" in info
+    back = run("decompress", "-", stdin=proc.stdout)
+    assert back.returncode == 0 and back.stdout == data
+
+    src = tmp_path / "book.txt"
+    src.write_bytes(data)
+    assert run("compress", "--rm", src).returncode == 0
+    assert not src.exists()
+    blob = (tmp_path / "book.txt.ncd").read_bytes()
+    from_file, from_stdin = (streaming.Reader(io.BytesIO(b)) for b in (blob, proc.stdout))
+    assert from_file.header.name == "book.txt" and from_stdin.header.name == ""
+    assert [m.chunks for m in from_file.members()] == [m.chunks for m in from_stdin.members()]
+    assert run("decompress", "-N", "--output-dir", tmp_path / "out", tmp_path / "book.txt.ncd").returncode == 0
+    assert (tmp_path / "out" / "book.txt").read_bytes() == data
+    cut = tmp_path / "cut.ncd"
+    cut.write_bytes(blob[:-40])
+    assert_clean_failure(run("decompress", cut), "truncated")
+    assert not (tmp_path / "cut").exists()
+
+
+def test_progress_bar_on_a_terminal_only(monkeypatch):
+    from neurocodec import cli
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    def work(f):
+        if f == "bad":
+            raise cli.Failed("bad: broken")
+        return 2_000_000
+
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    with pytest.raises(SystemExit):
+        cli._run_each(("a", "bad", "c"), work, "compress")
+    shown = err.getvalue()
+    assert "compress:" in shown and "/3 [" in shown and "MB/s" in shown and "file/s" in shown
+    assert "neurocodec: bad: broken\n" in shown  # written above the bar, on a line of its own
+    err = io.StringIO()  # not a terminal (a pipe, a log file): no bar
+    monkeypatch.setattr(sys, "stderr", err)
+    cli._run_each(("a", "c"), work, "compress")
+    assert err.getvalue() == ""

@@ -71,9 +71,28 @@ def _bench_one(path: Path, names: list[str], qualities) -> list[dict]:
     return images.run([path], [resolve(n) for n in names], progress=False, qualities=qualities)
 
 
-def _run_images(paths, names, qualities, jobs: int) -> list[dict]:
+def _bench_on_one_thread(path: Path, names: list[str], qualities) -> list[dict]:
+    """`_bench_one` on a dask worker, on one torch thread whatever the cluster's settings."""
+    _one_thread()
+    return _bench_one(path, names, qualities)
+
+
+def _run_images(paths, names, qualities, jobs: int, engine: dict | None = None) -> list[dict]:
     """`images.run` over `paths`; with jobs > 1, that many images at a time, each worker
-    process on one torch thread (so times compare with a one-thread run, not a two-thread one)."""
+    process on one torch thread (so times compare with a one-thread run, not a two-thread one);
+    with `engine` (--engine dask), one image per task on a dask cluster's workers, each on
+    one torch thread, which read the images by their paths (a cluster reached with --address
+    must see the folder at the same path)."""
+    if engine is not None:
+        from tqdm import tqdm
+
+        from ..engine import Cluster
+
+        with Cluster(engine["address"], engine["workers"]) as cluster:
+            n = len(paths)
+            parts = cluster.client.map(_bench_on_one_thread, [Path(p).resolve() for p in paths], [names] * n,
+                                       [qualities] * n, pure=False)
+            return [row for part in tqdm(parts, total=n, unit="image") for row in part.result()]
     if jobs <= 1:
         return images.run(paths, [resolve(n) for n in names], progress=True, qualities=qualities)
     import multiprocessing
@@ -88,7 +107,7 @@ def _run_images(paths, names, qualities, jobs: int) -> list[dict]:
 
 
 def run_image_benchmark(folder, names, out_dir, prefix=None, limit=None, print_only=False, qualities=None,
-                        lossless=False, jobs=1) -> list[dict]:
+                        lossless=False, jobs=1, engine: dict | None = None) -> list[dict]:
     folder = Path(folder) if folder else DEFAULT_FOLDER
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder (give a folder of images)")
@@ -99,7 +118,7 @@ def run_image_benchmark(folder, names, out_dir, prefix=None, limit=None, print_o
     names = [n.strip() for n in (names or default) if n.strip()]
     codecs = [resolve(n) for n in names]  # unknown names fail here, before any work
     sweep = tuple(int(q) for q in qualities.split(",")) if qualities else None
-    rows = _run_images(paths, names, sweep, jobs)
+    rows = _run_images(paths, names, sweep, jobs, engine)
     summary = images.summarize(rows)
     click.echo(images.format_table(summary))
     rates = images.bd_rates(summary, "jpeg")
@@ -109,7 +128,9 @@ def run_image_benchmark(folder, names, out_dir, prefix=None, limit=None, print_o
         any_lossy = any(not c.lossless for c in codecs)
         prefix = prefix or f"{folder.name}_{'lossy' if any_lossy else 'lossless'}"
         title = f"{folder.name}: {', '.join(c.name for c in codecs)}"
-        if jobs > 1:
+        if engine is not None:
+            title += " (on a dask cluster, each worker on one torch thread)"
+        elif jobs > 1:
             title += f" ({jobs} images at a time, each process on one torch thread)"
         for p in images.write_results(rows, summary, out_dir, title, prefix=prefix):
             click.echo(f"wrote {p}")
