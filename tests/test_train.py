@@ -114,6 +114,7 @@ def test_lossless_resume_train_export(tmp_path, monkeypatch, photo, family):
 
 FAMILY_ARGS = {
     "hyperprior": ["--batch", "2", "--crop", "64", "--N", "16", "--M", "24"],
+    "context": ["--batch", "2", "--crop", "64", "--N", "16", "--M", "24"],
     "pixelcnn": ["--batch", "2", "--crop", "16", "--features", "16", "--radius", "2"],
     "idf": ["--batch", "2", "--crop", "32"],
     "bitsback": ["--batch", "2", "--crop", "32"],
