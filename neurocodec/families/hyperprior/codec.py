@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ... import exact, registry
+from ... import exact, limits, registry
 from ...compose import Decoder, LikelihoodCodec, Lockstep
 from ...entropy import Categorical, DiscretizedGaussian
 from ...errors import FormatError
@@ -39,6 +39,15 @@ SCALE_BOUND = 0.11  # compressai's lower bound on a Gaussian scale
 Z_HALF_RANGE = 63  # z symbols are coded in [-63, 63] around each channel's median
 Y_HALF_RANGE = 2047  # y residuals are clamped to [-2047, 2047]
 GAIN_GRID = 2.0**16
+# The largest tile a file may ask for: the synthesis runs on a whole tile at once (measured,
+# xxx); the shipped tiles are 1024 x 1024, a file may ask for up to 2048 x 2048. Before, a tile
+# of any size was taken (16384 x 16384: a MemoryError).
+MAX_TILE = 2048
+# The most pixels a tile may hold per byte of its chunk (LikelihoodCodec.samples_per_chunk_byte).
+# Measured (fuzz/measure_bounds.py) at quality 1, a flat grey image is the most compressible:
+# one byte per 496 pixels at 256 x 256, 360-368 in tiles of 1024 and 2048 (white: 86-137);
+# 2**13 leaves a margin of 16.
+PIXELS_PER_CHUNK_BYTE = 1 << 13
 
 
 # --- the integer hyper synthesis -------------------------------------------------------
@@ -94,6 +103,7 @@ class HyperpriorCodec(LikelihoodCodec):
     """Parts are tiles, each one `Lockstep`: z, then y given z."""
 
     exact = False  # g_a and g_s run in float on all threads; h_s is integer by construction
+    samples_per_chunk_byte = PIXELS_PER_CHUNK_BYTE
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
         super().__init__(config["name"], config=config, weights_digest=weights_digest, lossless=False)
@@ -152,9 +162,9 @@ class HyperpriorCodec(LikelihoodCodec):
         return {"quality": quality, "tile": self.tile}
 
     def check_params(self, params: dict) -> dict:
-        q, t = params.get("quality"), params.get("tile")
-        if not (isinstance(q, int) and 1 <= q <= 100 and isinstance(t, int) and t > 0 and t % 64 == 0):
-            raise FormatError("corrupted .ncd file: invalid hyperprior parameters")
+        limits.header_int(params, "quality", 1, 100, self.name)
+        if limits.header_int(params, "tile", 64, MAX_TILE, self.name) % 64:
+            raise FormatError(f"corrupted .ncd file: hyperprior tiles must be a multiple of 64, not {params['tile']}")
         return params
 
     def part_step(self, shapes, params) -> Lockstep:
