@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -770,3 +771,40 @@ def test_shipped_codecs_write_what_their_bounds_take():
         codec.check_params(codec.params(big, None if codec.lossless else 100))
     params = neurocodec.load_codec("text").params(np.zeros(1 << 30, np.uint8), None)
     assert params["chunk"] * params["group"] * 2 <= text.MAX_GROUP_BYTES and params["chunk"] * 2 <= text.MAX_CHUNK
+
+
+# --- fuzzing (fuzz/fuzz_decoders.py): a short run in CI ------------------------------------------
+
+
+def test_stack_data_ending_in_a_zero_word_is_a_format_error(bitsback_file):
+    # found by the fuzzer: constriction's ValueError ("ANS compressed data never ends in a zero
+    # word") reached the user
+    chunk = container.unpack(bitsback_file).chunks[0]
+    with pytest.raises(FormatError, match="entropy-coded data"):
+        neurocodec.decompress(craft(bitsback_file, chunks=[chunk[:-4] + bytes(4)]))
+
+
+@pytest.fixture(scope="module")
+def fuzzer():
+    pytest.importorskip("hypothesis")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from fuzz import fuzz_decoders
+
+    # the smaller real files (every codec), decoded once; no address-space cap in pytest
+    fuzz_decoders.prepare(memory_limit=None, max_bytes=1500)
+    return fuzz_decoders
+
+
+def test_fuzz_structured_headers_short_run(fuzzer):
+    """A bounded Hypothesis run (fixed seed; at most 8 s): every input decodes or raises a
+    NeurocodecError, within 10 s; the long run is documented in the README."""
+    stats = fuzzer.Stats(crash_dir=None)
+    fuzzer.run_hypothesis(150, stats, strict=True, budget_s=8)
+    assert stats.total() >= 30 and not stats.failures()
+
+
+def test_fuzz_checksum_repairing_mutator_short_run(fuzzer):
+    stats = fuzzer.Stats(crash_dir=None)
+    fuzzer.run_random(400, stats, seed=16, strict=True, budget_s=8)
+    assert stats.total() >= 30 and not stats.failures()
+    assert sum(c["decoded"] for c in stats.counts.values()) >= 1  # some inputs reach a successful decode
