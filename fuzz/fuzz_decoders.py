@@ -440,7 +440,7 @@ def run_one(blob: bytes, stats: Stats | None = None, strict: bool = False):
         if stats is not None:
             stats.messages[re.sub(r"'[^']*'|[\d,.]+|\(.*", "#", str(e))[:70]] += 1
     except CaseTimeout:
-        outcome, key, message = "slow", f"over {TIME_LIMIT:.0f} s", "timed out"
+        outcome, key, message = "slow", f"over {TIME_LIMIT:.0f} s ({decoder})", "timed out"
     except MemoryError as e:
         outcome, key, message = "memory", f"MemoryError at {_where(e)}", f"over the {MEMORY_LIMIT >> 30} GiB limit: {e}"
     except Exception as e:  # noqa: BLE001 - the point: every other exception is a crash
@@ -466,7 +466,7 @@ def run_one(blob: bytes, stats: Stats | None = None, strict: bool = False):
         if key is not None:
             stats.crash(key, blob, message)
         elif elapsed > TIME_LIMIT:  # a C call the alarm could not interrupt
-            stats.crash(f"over {TIME_LIMIT:.0f} s (uninterruptible)", blob, f"{elapsed:.1f} s")
+            stats.crash(f"over {TIME_LIMIT:.0f} s ({decoder}, uninterruptible)", blob, f"{elapsed:.1f} s")
     return outcome
 
 
@@ -634,10 +634,21 @@ def main() -> None:
     if engine == "atheris":
         import atheris
 
+        import importlib
+
         with atheris.instrument_imports(include=["neurocodec"]):
-            import neurocodec  # noqa: F401
-            import neurocodec.compose.likelihood  # noqa: F401
-            import neurocodec.families  # noqa: F401
+            import neurocodec
+
+            # what the registry would import later, uninstrumented: every module decoding runs
+            for module in ("registry", "compose.likelihood", "exact.lstm", "entropy.losses"):
+                importlib.import_module(f"neurocodec.{module}")
+            for name in neurocodec.available_codecs():
+                family = neurocodec.registry.read_config(name)["family"]
+                for module in ("codec", "net"):
+                    try:
+                        importlib.import_module(f"neurocodec.families.{family}.{module}")
+                    except ImportError:
+                        pass
         stats = prepare()
         # libFuzzer exits the process at the end of its run: report from atexit too
         import atexit

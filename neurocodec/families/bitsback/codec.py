@@ -53,9 +53,10 @@ SEED = 0x6269_7473  # "bits"
 MIN_TILE, MAX_TILE = 16, 512
 MAX_CHUNK_PIXELS = 1 << 23
 # The most pixels a chunk may hold per byte (LikelihoodCodec.samples_per_chunk_byte). Measured
-# (fuzz/measure_bounds.py), flat 256 x 256 images cost at least one byte per 8.4 pixels
-# (white; black 5.4); 2**8 leaves a margin of 30.
-PIXELS_PER_CHUNK_BYTE = 1 << 8
+# (fuzz/measure_bounds.py), flat images cost at least one byte per 8.4 pixels at 256 x 256
+# (white; black 5.4), 10.4 at 1024 x 1024; 2**7 leaves a margin of 12. A stack decodes
+# garbage without an error until its end, at about 6 us a pixel: at most 0.8 ms a byte.
+PIXELS_PER_CHUNK_BYTE = 1 << 7
 
 
 @dataclass

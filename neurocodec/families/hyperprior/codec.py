@@ -46,8 +46,9 @@ MAX_TILE = 2048
 # The most pixels a tile may hold per byte of its chunk (LikelihoodCodec.samples_per_chunk_byte).
 # Measured (fuzz/measure_bounds.py) at quality 1, a flat grey image is the most compressible:
 # one byte per 496 pixels at 256 x 256, 360-368 in tiles of 1024 and 2048 (white: 86-137);
-# 2**13 leaves a margin of 16.
-PIXELS_PER_CHUNK_BYTE = 1 << 13
+# 2**12 leaves a margin of 8. The symbols digest catches garbage only at the end, after about
+# 1 us a pixel: at most 4 ms of work a byte.
+PIXELS_PER_CHUNK_BYTE = 1 << 12
 
 
 # --- the integer hyper synthesis -------------------------------------------------------

@@ -39,8 +39,8 @@ UNIFORM = Categorical(np.ones(DIGIT))
 MAX_TILE = 1024
 # The most pixels a tile may hold per byte of its chunk (LikelihoodCodec.samples_per_chunk_byte).
 # Measured (fuzz/measure_bounds.py), flat 256 x 256 images cost at least one byte per 1.8
-# pixels; 2**7 leaves a margin of 70.
-PIXELS_PER_CHUNK_BYTE = 1 << 7
+# pixels; 2**5 leaves a margin of 18.
+PIXELS_PER_CHUNK_BYTE = 1 << 5
 
 
 class Residuals(Step):

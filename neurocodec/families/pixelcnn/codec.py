@@ -49,9 +49,10 @@ MAX_GROUP = 64
 MAX_GROUP_PIXELS = 1 << 23
 # The most pixels a group may hold per byte of its chunk (LikelihoodCodec.samples_per_chunk_byte).
 # Measured (fuzz/measure_bounds.py), the most compressible flat 256 x 256 images cost at least
-# one byte per 22 pixels (black; white 17, grey 3); 2**10 leaves a margin of 46. Decoding takes
-# about 50 us a pixel, so a chunk asks for at most 50 ms of work per byte.
-PIXELS_PER_CHUNK_BYTE = 1 << 10
+# one byte per 22 pixels (black; white 17, grey 3); 2**8 leaves a margin of 11. Decoding takes
+# about 55 us a pixel, so a chunk asks for at most 14 ms of work per byte (a real black image:
+# 1.2 ms).
+PIXELS_PER_CHUNK_BYTE = 1 << 8
 
 
 def default_config(name: str, arch: dict) -> dict:
