@@ -124,3 +124,34 @@ def input_shape(x, modality: str) -> tuple[int, ...] | None:
     if isinstance(shape, tuple) and len(shape) >= 2:
         return (int(shape[0]), int(shape[1]), 3)
     return None
+
+
+# --- a codec's header parameters -------------------------------------------------------------
+
+
+def header_int(params: dict, key: str, lo: int, hi: int, codec: str) -> int:
+    """`params[key]`, which must be a JSON integer in [lo, hi]: not a string, a float or a
+    boolean ("7", 7.0 and true are what a crafted or damaged header says, never our encoders).
+    The bounds are each family's, decided from what its encoders write, with a margin, so that
+    one part of a file never asks for more memory or time than a real file could."""
+    value = params.get(key) if isinstance(params, dict) else None
+    if type(value) is not int or not lo <= value <= hi:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+        raise FormatError(f"corrupted .ncd file: '{codec}' parameter {key} is {shown}, not an integer in [{lo}, {hi}]")
+    return value
+
+
+def check_part_size(codec: str, modality: str, shapes: list[tuple], chunk_bytes: int, per_byte: int | None) -> None:
+    """Raise FormatError if one part of a file, the arrays of `shapes` from a chunk of
+    `chunk_bytes` bytes, holds more than `per_byte` samples per byte of the chunk, plus that
+    many once: the part-by-part bound of the work a decoder does (see
+    LikelihoodCodec.samples_per_chunk_byte); None: no bound."""
+    if per_byte is None:
+        return
+    n = sum(samples(modality, s) for s in shapes)
+    if n > per_byte * (chunk_bytes + 1):
+        unit = "pixels" if modality == "image" else "bytes"
+        raise FormatError(
+            f"corrupted .ncd file: a part of {n:,} {unit} is more than its {chunk_bytes:,} bytes of "
+            f"'{codec}' data can hold"
+        )

@@ -29,7 +29,8 @@ import numpy as np
 
 from ..codec import Codec, one_thread, tile_grid
 from ..container import Header
-from ..errors import FormatError, IntegrityError
+from .. import limits
+from ..errors import FormatError, IntegrityError, NeurocodecError
 from .steps import Each, Step
 from .streams import Decoder, Encoder, Meter, Stack, StepError, Stream, seed_words
 
@@ -52,6 +53,13 @@ class LikelihoodCodec(Codec):
     effort = 0  # of the encode in progress (see Codec.efforts)
     exact = True  # run parts in exact mode on one thread
     seed_size = 1 << 12  # words at the bottom of an ANS stack, for the first borrowed bits
+    # The most samples (pixels of an image, bytes of a text) one part may hold per byte of its
+    # container chunk, plus that many once; None leaves only the container's bound over the
+    # whole payload (limits.SAMPLES_PER_PAYLOAD_BYTE). A decoder's work grows with the samples
+    # it decodes, and a crafted chunk can make it decode garbage for as long as the header
+    # says, so a family sets this from the most compressible inputs its encoder was measured
+    # on, with a margin; the encoder refuses to write a part over it (never seen).
+    samples_per_chunk_byte: int | None = None
 
     def __init__(self, name: str, step: Callable[[tuple], Step] | None = None, *, modality: str = "image",
                  lossless: bool = True, coder: str | None = None, model=None, tile: int | None = None,
@@ -77,7 +85,7 @@ class LikelihoodCodec(Codec):
         if self.tile is None:
             return params
         t = params.get("tile")
-        if not (isinstance(t, int) and t > 0):
+        if not (type(t) is int and t > 0):  # not True, 1.0 or "1"
             raise FormatError(f"corrupted .ncd file: invalid '{self.name}' parameters")
         return params
 
@@ -86,6 +94,16 @@ class LikelihoodCodec(Codec):
         if self.modality == "image" and "tile" in params:
             return [[(slice(r, r + h), slice(c, c + w))] for r, c, h, w in tile_grid(shape[0], shape[1], params["tile"])]
         return [[tuple(slice(0, s) for s in shape)]]
+
+    def count_parts(self, shape: tuple, params: dict) -> int:
+        """How many parts `plan` makes, without making them: a decoder compares it with the
+        file's chunks before it builds a plan, which a crafted header could make huge. A
+        family that overrides `plan` should override this too (the default builds the plan)."""
+        if type(self).plan is LikelihoodCodec.plan:
+            if self.modality == "image" and "tile" in params:
+                return -(-shape[0] // params["tile"]) * -(-shape[1] // params["tile"])
+            return 1
+        return len(self.plan(shape, params))
 
     def part_step(self, shapes: list[tuple], params: dict) -> Step:
         """The step coding the list of arrays of one part (by default, `step` for each)."""
@@ -126,6 +144,11 @@ class LikelihoodCodec(Codec):
         with self.running():
             for part in _progress(self.plan(arr.shape, params), "encoding"):
                 chunks.append(self.encode_part([arr[r] for r in part], params, **({"digest": True} if check else {})))
+                try:  # never write a part that decoders would refuse
+                    self.check_part([_shape(arr.shape, r) for r in part], len(chunks[-1]), params)
+                except FormatError:
+                    raise NeurocodecError(f"codec '{self.name}' coded a part in fewer bytes than its decoder "
+                                          "accepts; please report this") from None
                 if check is not None:
                     check.update(self._last_digest)
         if check is not None:
@@ -144,9 +167,15 @@ class LikelihoodCodec(Codec):
     def decode_chunks(self, header: Header, chunks: list[bytes]) -> Any:
         params = self.check_params(header.params)
         shape = tuple(header.shape)
+        # the parts are counted, then checked against their chunks, before any is decoded
+        count = self.count_parts(shape, params)
+        if count != len(chunks):
+            raise FormatError(f"corrupted .ncd file: {len(chunks)} chunks where '{self.name}' codes {count} parts")
         plan = self.plan(shape, params)
-        if len(plan) != len(chunks):
-            raise FormatError(f"corrupted .ncd file: {len(chunks)} chunks where '{self.name}' codes {len(plan)} parts")
+        if len(plan) != count:
+            raise StepError(f"codec '{self.name}': count_parts says {count} parts, plan makes {len(plan)}")
+        for part, data in zip(plan, chunks):
+            self.check_part([_shape(shape, r) for r in part], len(data), params)
         out = np.empty(shape, dtype=np.uint8)
         expected = header.params.get("symbols")
         check = _symbols_check(self) if expected is not None else None
@@ -160,6 +189,11 @@ class LikelihoodCodec(Codec):
         if check is not None and check.hexdigest() != expected:
             raise IntegrityError(f"decoded symbols of codec '{self.name}' do not match the encoder's: the file is damaged")
         return out.tobytes() if self.modality == "text" else out
+
+    def check_part(self, shapes: list[tuple], chunk_bytes: int, params: dict) -> None:
+        """Refuse (FormatError) a part of arrays of `shapes` that a chunk of `chunk_bytes`
+        bytes cannot hold (by default: over `samples_per_chunk_byte`)."""
+        limits.check_part_size(self.name, self.modality, shapes, chunk_bytes, self.samples_per_chunk_byte)
 
     def decode_part(self, data: bytes, shapes: list[tuple], params: dict, **kw) -> list[np.ndarray]:
         stream = self.reader(data, params, **kw)

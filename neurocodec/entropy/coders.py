@@ -68,7 +68,10 @@ class RangeEncoder:
 
 class RangeDecoder:
     def __init__(self, data: bytes):
-        self._coder = constriction.stream.queue.RangeDecoder(_words(data))
+        try:
+            self._coder = constriction.stream.queue.RangeDecoder(_words(data))
+        except ValueError as e:
+            raise FormatError(f"corrupted entropy-coded data ({e})") from None
 
     def decode(self, dist: Distribution, n: int | None = None) -> np.ndarray:
         return _decode(self._coder, dist, n)
@@ -89,7 +92,10 @@ class AnsCoder:
 
     def __init__(self, data: bytes | None = None):
         stack = constriction.stream.stack
-        self._coder = stack.AnsCoder() if data is None else stack.AnsCoder(_words(data))
+        try:
+            self._coder = stack.AnsCoder() if data is None else stack.AnsCoder(_words(data))
+        except ValueError as e:  # e.g. data ending in a zero word, which no encoder writes
+            raise FormatError(f"corrupted entropy-coded data ({e})") from None
 
     def push(self, symbols: np.ndarray, dist: Distribution) -> None:
         idx = _check(symbols, dist)

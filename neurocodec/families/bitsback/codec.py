@@ -35,16 +35,28 @@ import torch
 
 from ... import exact
 from ...codec import tile_grid
-from ... import registry
+from ... import limits, registry
 from ...compose import BitsBack, Each, LikelihoodCodec, Lockstep, Symbols, seed_words
 from ...entropy import DiscretizedGaussian, DiscretizedLaplace
-from ...errors import FormatError
+
 from .net import BitsBackNet
 
 DELTA = 2.0**-5  # latent bin width (a power of two: bins are exact fixed-point values)
 Z_HALF = 512  # latent indices in [-512, 512]
 PRECISION = 24  # constriction's default ANS precision: a pop takes at most 24 bits
 SEED = 0x6269_7473  # "bits"
+# What a file may ask of a decoder. The networks run on a whole tile at once (48 float64
+# channels at full resolution and more: about 3 kB per pixel), so a tile of 4096 x 4096 asked
+# for over 40 GB; the shipped tiles are 128 x 128, and a file may ask for up to 512 x 512
+# (16 times the pixels, about 0.8 GB). A chunk's tiles share one stack: the shipped 128 tiles
+# are 2**21 pixels, a file may ask for four times that.
+MIN_TILE, MAX_TILE = 16, 512
+MAX_CHUNK_PIXELS = 1 << 23
+# The most pixels a chunk may hold per byte (LikelihoodCodec.samples_per_chunk_byte). Measured
+# (fuzz/measure_bounds.py), flat images cost at least one byte per 8.4 pixels at 256 x 256
+# (white; black 5.4), 10.4 at 1024 x 1024; 2**7 leaves a margin of 12. A stack decodes
+# garbage without an error until its end, at about 6 us a pixel: at most 0.8 ms a byte.
+PIXELS_PER_CHUNK_BYTE = 1 << 7
 
 
 @dataclass
@@ -60,6 +72,7 @@ class BitsBackCodec(LikelihoodCodec):
     `compose.BitsBack` steps (Bit-Swap)."""
 
     coder = "ans"
+    samples_per_chunk_byte = PIXELS_PER_CHUNK_BYTE
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
         super().__init__(config["name"], config=config, weights_digest=weights_digest)
@@ -75,15 +88,17 @@ class BitsBackCodec(LikelihoodCodec):
         return {"tile": self.tile, "tiles_per_chunk": max(1, self.chunk_pixels // self.tile**2)}
 
     def check_params(self, params: dict) -> dict:
-        t, n = params.get("tile"), params.get("tiles_per_chunk")
-        if not (isinstance(t, int) and 16 <= t <= 4096 and isinstance(n, int) and n >= 1):
-            raise FormatError("corrupted .ncd file: invalid bitsback parameters")
+        t = limits.header_int(params, "tile", MIN_TILE, MAX_TILE, self.name)
+        limits.header_int(params, "tiles_per_chunk", 1, MAX_CHUNK_PIXELS // t**2, self.name)
         return params
 
     def plan(self, shape, p):
         tiles = [(slice(r, r + h), slice(c, c + w)) for r, c, h, w in tile_grid(shape[0], shape[1], p["tile"])]
         n = p["tiles_per_chunk"]
         return [tiles[i : i + n] for i in range(0, len(tiles), n)]
+
+    def count_parts(self, shape, p) -> int:
+        return -(-(-(-shape[0] // p["tile"]) * -(-shape[1] // p["tile"])) // p["tiles_per_chunk"])
 
     def stack_seed(self, params: dict) -> np.ndarray:
         """The fixed start of every chunk's stack: enough words for the first tile's pops."""

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ... import exact, registry
+from ... import exact, limits, registry
 from ...codec import tile_grid
 from ...compose import Decoder, LikelihoodCodec, Lockstep
 from ...entropy import Categorical, DiscretizedGaussian
@@ -43,6 +43,16 @@ GAIN_GRID = 2.0**16
 EFFORT_STEPS = {1: 10, 2: 40, 3: 160}  # encoder-side search steps per tile, by effort
 OVERLAP = 128  # pixels of its neighbours a tile's analysis and synthesis see (a multiple of 16)
 SEARCH_LR = 0.01  # Adam's step on the latents (their scale is about 1 before the gain)
+# The largest tile a file may ask for: the synthesis runs on a whole tile at once (measured,
+# xxx); the shipped tiles are 1024 x 1024, a file may ask for up to 2048 x 2048. Before, a tile
+# of any size was taken (16384 x 16384: a MemoryError).
+MAX_TILE = 2048
+# The most pixels a tile may hold per byte of its chunk (LikelihoodCodec.samples_per_chunk_byte).
+# Measured (fuzz/measure_bounds.py) at quality 1, a flat grey image is the most compressible:
+# one byte per 496 pixels at 256 x 256, 360-368 in tiles of 1024 and 2048 (white: 86-137);
+# 2**12 leaves a margin of 8. The symbols digest catches garbage only at the end, after about
+# 1 us a pixel: at most 4 ms of work a byte.
+PIXELS_PER_CHUNK_BYTE = 1 << 12
 
 
 # --- the integer hyper synthesis -------------------------------------------------------
@@ -100,6 +110,7 @@ class HyperpriorCodec(LikelihoodCodec):
     exact = False  # g_a and g_s run in float on all threads; h_s is integer by construction
     network = VariableRateHyperprior
     efforts = (0, *EFFORT_STEPS)
+    samples_per_chunk_byte = PIXELS_PER_CHUNK_BYTE
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
         super().__init__(config["name"], config=config, weights_digest=weights_digest, lossless=False)
@@ -170,9 +181,9 @@ class HyperpriorCodec(LikelihoodCodec):
         return {"quality": quality, "tile": self.tile, **({"overlap": OVERLAP} if seamless else {})}
 
     def check_params(self, params: dict) -> dict:
-        q, t = params.get("quality"), params.get("tile")
-        if not (isinstance(q, int) and 1 <= q <= 100 and isinstance(t, int) and t > 0 and t % 64 == 0):
-            raise FormatError("corrupted .ncd file: invalid hyperprior parameters")
+        limits.header_int(params, "quality", 1, 100, self.name)
+        if limits.header_int(params, "tile", 64, MAX_TILE, self.name) % 64:
+            raise FormatError(f"corrupted .ncd file: hyperprior tiles must be a multiple of 64, not {params['tile']}")
         return params
 
     def part_step(self, shapes, params) -> Lockstep:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ... import exact
-from ... import registry
+from ... import limits, registry
 from ...compose import LikelihoodCodec, Step
 from ...entropy import Categorical, DiscretizedLaplace
 from ...errors import FormatError
@@ -32,6 +32,15 @@ from .net import IDF
 R = 2**12  # residuals are coded on [-R, R]; +-R is the escape
 DIGIT = 2**12  # an escaped magnitude is two digits of this base
 UNIFORM = Categorical(np.ones(DIGIT))
+# The largest tile a file may ask for. The flow runs on a whole tile at once (integer
+# convolutions in float64 with up to 64 channels: measured, xxx); the shipped tiles are 512 x
+# 512 and a file may ask for up to 1024 x 1024 (four times the pixels). Before, 8192 x 8192
+# tiles made the integer conv2d ask for 1.4-1.8 GB.
+MAX_TILE = 1024
+# The most pixels a tile may hold per byte of its chunk (LikelihoodCodec.samples_per_chunk_byte).
+# Measured (fuzz/measure_bounds.py), flat 256 x 256 images cost at least one byte per 1.8
+# pixels; 2**5 leaves a margin of 18.
+PIXELS_PER_CHUNK_BYTE = 1 << 5
 
 
 class Residuals(Step):
@@ -103,6 +112,8 @@ class IDFConfig:
 class IDFCodec(LikelihoodCodec):
     """Parts are tiles, each one `FlowTile`."""
 
+    samples_per_chunk_byte = PIXELS_PER_CHUNK_BYTE
+
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
         super().__init__(config["name"], config=config, weights_digest=weights_digest, tile=int(config.get("tile", 512)))
         self.scale_factor = float(config["scale_factor"])
@@ -113,9 +124,9 @@ class IDFCodec(LikelihoodCodec):
             raise ValueError(f"tile must be a multiple of {self.net.multiple}")
 
     def check_params(self, params: dict) -> dict:
-        tile = params.get("tile")
-        if not (isinstance(tile, int) and 0 < tile <= 8192 and tile % self.net.multiple == 0):
-            raise FormatError("corrupted .ncd file: invalid idf parameters")
+        tile = limits.header_int(params, "tile", self.net.multiple, MAX_TILE, self.name)
+        if tile % self.net.multiple:
+            raise FormatError(f"corrupted .ncd file: idf tiles must be a multiple of {self.net.multiple}, not {tile}")
         return params
 
     def part_step(self, shapes, params) -> FlowTile:

@@ -31,7 +31,7 @@ import torch
 
 from ... import exact
 from ...codec import tile_grid
-from ... import registry
+from ... import limits, registry
 from ...compose import LikelihoodCodec, Lockstep
 from ...entropy import Categorical
 from ...errors import FormatError
@@ -40,6 +40,19 @@ from .net import LOG_SCALE_MIN, CausalPixelModel
 LEVEL = 32.0  # one pixel level in exact-mode units: (x - 128) / 128 * 2**12
 EDGES = (torch.arange(257, dtype=torch.float32) - 128) * LEVEL - LEVEL / 2  # lower edge of each level
 DEFAULTS = {"stripe": 1024, "tile_width": 1024, "group": 4}
+# What a file may ask of a decoder. A group's tiles are decoded together, and it holds about
+# 100 bytes per pixel of them (symbols, canvas, wavefront order): the shipped 4 tiles of 1024 x
+# 1024 pixels are 2**22 pixels, about 0.5 GB; a file may ask for twice that, in tiles of up to
+# 4096 x 4096 pixels. Before, a stripe and width of 16384 asked for 6.4 GB.
+MAX_TILE_SIDE = 4096
+MAX_GROUP = 64
+MAX_GROUP_PIXELS = 1 << 23
+# The most pixels a group may hold per byte of its chunk (LikelihoodCodec.samples_per_chunk_byte).
+# Measured (fuzz/measure_bounds.py), the most compressible flat 256 x 256 images cost at least
+# one byte per 22 pixels (black; white 17, grey 3); 2**8 leaves a margin of 11. Decoding takes
+# about 55 us a pixel, so a chunk asks for at most 14 ms of work per byte (a real black image:
+# 1.2 ms).
+PIXELS_PER_CHUNK_BYTE = 1 << 8
 
 
 def default_config(name: str, arch: dict) -> dict:
@@ -104,21 +117,25 @@ class PixelCNNCodec(LikelihoodCodec):
         self.tile_width = int(config.get("tile_width", DEFAULTS["tile_width"]))
         self.group = int(config.get("group", DEFAULTS["group"]))
 
+    samples_per_chunk_byte = PIXELS_PER_CHUNK_BYTE
+
     def params(self, x, quality) -> dict:
         return {"stripe": self.stripe, "tile_width": self.tile_width, "group": self.group}
 
     def check_params(self, params: dict) -> dict:
-        try:
-            p = {k: int(params[k]) for k in DEFAULTS}
-        except (KeyError, TypeError, ValueError):
-            raise FormatError("pixelcnn file lacks its tiling parameters") from None
-        if min(p.values()) < 1:
-            raise FormatError("pixelcnn file has invalid tiling parameters")
+        p = {k: limits.header_int(params, k, 1, MAX_GROUP if k == "group" else MAX_TILE_SIDE, self.name) for k in DEFAULTS}
+        if p["stripe"] * p["tile_width"] * p["group"] > MAX_GROUP_PIXELS:
+            raise FormatError(f"corrupted .ncd file: pixelcnn groups of {p['group']} tiles of {p['stripe']} x "
+                              f"{p['tile_width']} pixels are over {MAX_GROUP_PIXELS:,} pixels")
         return p
 
     def plan(self, shape, p):
         tiles = [(slice(r, r + h), slice(c, c + w)) for r, c, h, w in tile_grid(shape[0], shape[1], p["stripe"], p["tile_width"])]
         return [tiles[i : i + p["group"]] for i in range(0, len(tiles), p["group"])]
+
+    def count_parts(self, shape, p) -> int:
+        tiles = -(-shape[0] // p["stripe"]) * -(-shape[1] // p["tile_width"])
+        return -(-tiles // p["group"])
 
     def part_step(self, shapes, p) -> Lockstep:
         return Lockstep(lambda io, tiles: self._wavefront(io, [s[:2] for s in shapes], tiles), name="wavefront")

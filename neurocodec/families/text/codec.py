@@ -24,7 +24,7 @@ import math
 import numpy as np
 import torch
 
-from ... import registry
+from ... import limits, registry
 from ...compose import LikelihoodCodec, Lockstep
 from ...exact.lstm import WEIGHT_BITS, IntegerLSTM
 from ...entropy import Categorical
@@ -38,6 +38,25 @@ DEFAULT_STREAMS = 256  # chunks wanted side by side
 DEFAULT_GROUP = 256  # most chunks in one group
 MIN_CHUNK = 1024
 DEFAULT_CONTEXT = {"orders": [3, 5], "rows_log2": 18, "rate": 0.02, "init": 0.3}  # ContextMixer's arguments
+
+# What a file may ask of a decoder (the encoder writes chunks of MIN_CHUNK to `chunk` = 8,192
+# bytes, groups of `group` = 256 chunks: 2 MiB). A group's chunks are decoded side by side, one
+# byte of each per step: `chunk` bounds the steps of a group (each costs the network's and the
+# mixer's fixed overhead, about 1 ms for one stream), chunk x group the bytes it holds in
+# memory at once. A file may ask for twice the shipped chunk and group bytes, four times the
+# group; before, a 300-byte file could ask for one stream of 16 MiB (5 hours of decoding).
+MAX_CHUNK = 1 << 14
+MAX_GROUP = 1 << 10
+MAX_GROUP_BYTES = 1 << 22
+# The most bytes a group may hold per byte of its container chunk, plus that many once
+# (LikelihoodCodec.samples_per_chunk_byte). Measured (fuzz/measure_bounds.py), the most
+# compressible input is a run of one byte, and the longer the group the better the mixer
+# learns it: 2 MiB of zeros in one shipped group of 256 x 8,192 bytes is 941 bytes (2,229
+# bytes a byte; spaces 1,668, "abab..." 1,078, a repeated sentence 157), 4 MiB in one group
+# of 256 x 16,384 (MAX_GROUP_BYTES) 1,109 bytes (3,782 a byte). 2**14 leaves a margin of 7
+# over the shipped groups and of 4 over the largest a file may ask for. A 300-byte file can
+# thus claim 5 MB, not the 300 MB the container's bound allows.
+BYTES_PER_CHUNK_BYTE = 1 << 14
 
 
 def float_net(weights: dict[str, torch.Tensor]) -> ByteLSTM:
@@ -114,18 +133,26 @@ class TextCodec(LikelihoodCodec):
         return {"chunk": chunk_length(len(data), self.chunk, self.streams), "group": self.group, "context": self.context}
 
     def check_params(self, params: dict) -> dict:
+        chunk = limits.header_int(params, "chunk", 1, MAX_CHUNK, self.name)
+        group = limits.header_int(params, "group", 1, MAX_GROUP, self.name)
+        if chunk * group > MAX_GROUP_BYTES:
+            raise FormatError(f"corrupted .ncd file: text groups of {group} x {chunk} bytes are over {MAX_GROUP_BYTES:,} bytes")
         try:
-            chunk, group = int(params["chunk"]), int(params["group"])
-            context = dict(params["context"])
-            ContextMixer(0, **context)  # validates
-        except (KeyError, TypeError, ValueError):
-            raise FormatError("corrupted file: text coding parameters are missing or invalid") from None
-        if chunk < 1 or group < 1:
-            raise FormatError("corrupted file: invalid text chunking parameters")
-        return {"chunk": chunk, "group": group, "context": context}
+            context = params["context"]
+            ContextMixer.check(**context)  # before anything is allocated
+        except ValueError as e:
+            raise FormatError(f"corrupted .ncd file: {e}") from None
+        except (KeyError, TypeError):
+            raise FormatError("corrupted .ncd file: text context parameters are missing or invalid") from None
+        return {"chunk": chunk, "group": group, "context": dict(context)}
+
+    samples_per_chunk_byte = BYTES_PER_CHUNK_BYTE
 
     def plan(self, shape, p):
         return [[(slice(s, s + n),) for s, n in spans] for spans in plan(shape[0], p["chunk"], p["group"])]
+
+    def count_parts(self, shape, p) -> int:
+        return -(-(-(-shape[0] // p["chunk"])) // p["group"])
 
     def part_step(self, shapes, p) -> Lockstep:
         sizes = [s[0] for s in shapes]

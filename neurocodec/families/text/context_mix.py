@@ -24,16 +24,24 @@ HASH = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the top bits of ctx *
 SEEN_BUCKETS = 9  # n = 0, 1, 2, 3-4, 5-8, ..., 65-128, more
 BUCKETS = 2 * SEEN_BUCKETS  # x (one byte followed so far, several)
 COUNT_MAX = np.iinfo(np.uint16).max
+# The most memory the count tables of one mixer may take: 2**rows_log2 rows of 256 uint16
+# counts per order. The shipped codec uses 2 orders of 2**18 rows, 256 MiB (pages a document
+# never touches are never materialized, but they are address space all the same); a file may
+# ask for twice that. Before, a 300-byte file could ask for 4 x 8 GiB.
+MAX_TABLE_BYTES = 1 << 29
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _is_real(x) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_)) and np.isfinite(x)
 
 
 class ContextMixer:
     def __init__(self, n_streams: int, orders: list[int], rows_log2: int = 18, rate: float = 0.02, init: float = 0.3):
-        if not (1 <= len(orders) <= 4 and all(1 <= int(k) <= 7 for k in orders)):
-            raise ValueError(f"invalid context orders {orders}")
-        if not 8 <= rows_log2 <= 24:
-            raise ValueError(f"invalid context table size 2**{rows_log2}")
-        if not (0 < rate < 1 and 0 <= init < 1):
-            raise ValueError("invalid context mixing rate or initial weight")
+        self.check(orders, rows_log2, rate, init)
         self.orders = [int(k) for k in orders]
         self.shift = np.uint64(64 - rows_log2)
         self.rate = float(rate)
@@ -45,6 +53,19 @@ class ContextMixer:
         self.history = np.zeros(n_streams, dtype=np.uint64)  # the last 8 bytes of each stream
         self._last: list[tuple] = []  # per order, what the last mix() used: update() learns from it
         self._q = np.zeros((0, 256))  # the last mix() result
+
+    @staticmethod
+    def check(orders: list[int], rows_log2: int = 18, rate: float = 0.02, init: float = 0.3) -> None:
+        """Raise ValueError for arguments a mixer does not take (real integers and numbers
+        only: a file's header may say anything), before anything is allocated."""
+        if not (isinstance(orders, (list, tuple)) and 1 <= len(orders) <= 4 and all(_is_int(k) and 1 <= k <= 7 for k in orders)):
+            raise ValueError(f"invalid context orders {orders!r:.60}")
+        if not (_is_int(rows_log2) and 8 <= rows_log2 <= 24):
+            raise ValueError(f"invalid context table size 2**{rows_log2!r:.20}")
+        if len(orders) * (256 * 2) << int(rows_log2) > MAX_TABLE_BYTES:
+            raise ValueError(f"context tables of {len(orders)} x 2**{rows_log2} rows are over {MAX_TABLE_BYTES >> 20} MiB")
+        if not (_is_real(rate) and _is_real(init) and 0 < rate < 1 and 0 <= init < 1):
+            raise ValueError("invalid context mixing rate or initial weight")
 
     def mix(self, probs: np.ndarray) -> np.ndarray:
         """The mixed distribution for the first len(probs) streams; `probs` rows sum to 1."""
