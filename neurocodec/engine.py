@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Any, Callable
 
 from .errors import NeurocodecError
@@ -64,8 +65,11 @@ class Cluster:
         for name in ("distributed", "tornado", "bokeh"):  # its log lines are not ours to print: a failure
             logging.getLogger(name).setLevel(logging.CRITICAL)  # is reported once, on one line, by the command
         dask.config.set({
-            # a file that kills a worker (out of memory) is reported, not tried on every worker
-            "distributed.scheduler.allowed-failures": 0,
+            # a file whose worker dies (out of memory) is tried once more, then reported; the
+            # scheduler gives a worker one file per thread at a time (no more queued there), so
+            # no other file is on a worker when it dies
+            "distributed.scheduler.allowed-failures": 1,
+            "distributed.scheduler.worker-saturation": 1.0,
             # the local workers' environment: one thread for torch, numpy and BLAS, as dask
             # sets it, but without its MALLOC_TRIM_THRESHOLD_=65536, under which glibc gives
             # memory back after every large array and idf took twice the CPU time (3.7 s
@@ -112,9 +116,11 @@ class Cluster:
         return max(1, sum(self.client.nthreads().values()))
 
     def submit(self, fn: Callable, data: bytes, *args: Any):
-        """A future of `fn(data, *args)` on a worker; `data` goes to the worker directly."""
-        [ref] = self.client.scatter([data], hash=False)
-        return self.client.submit(fn, ref, *args, pure=False)
+        """A future of `fn(data, *args)` on a worker. `data` travels in the task itself, not
+        scattered to a worker beforehand: if a worker dies, its tasks can run elsewhere."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Ll]arge graph.*")  # files over 10 MB
+            return self.client.submit(fn, data, *args, pure=False)
 
     def close(self) -> None:
         if self.client is not None:

@@ -133,9 +133,10 @@ class Writer(io.BufferedIOBase):
         self.bytes_out += len(member)
 
     def _emit_block(self) -> None:
+        member = self._codec.encode(bytes(self._buf), quality=self._quality)  # may refuse: nothing written yet
         if self._blocks == 0:
             self._put(_mark(self._codec, {"stream": "start", "block": self._block}, self._name))
-        self._put(self._codec.encode(bytes(self._buf), quality=self._quality))
+        self._put(member)
         self._blocks += 1
         self._buf.clear()
         self._fp.flush()  # a reader at the other end of a pipe sees each block as it is done

@@ -223,6 +223,9 @@ def test_text_over_one_block_streams_through_stdin_stdout_and_files(tmp_path, mo
     cut.write_bytes(blob[:-40])
     assert_clean_failure(run("decompress", cut), "truncated")
     assert not (tmp_path / "cut").exists()
+    refused = run("compress", "-q", "50", "-", stdin=data)  # the text codec is lossless
+    assert_clean_failure(refused, "takes no quality")
+    assert refused.stdout == b""  # not even the stream's start mark
 
 
 def test_progress_bar_on_a_terminal_only(monkeypatch):

@@ -33,9 +33,8 @@ def run(*args):
 def folder(root, name):
     d = root / name
     d.mkdir()
-    for i in range(2):  # 4 images: each worker codes several
-        for im in IMAGES:
-            shutil.copy(DATA / im, d / f"{i}_{im}")
+    for i, im in enumerate(IMAGES + IMAGES[:1]):  # 3 images: a worker codes several
+        shutil.copy(DATA / im, d / f"{i}_{im}")
     (d / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     (d / "walden.txt").write_bytes((DATA / "text" / "walden_excerpt.txt").read_bytes()[:700])
     return sorted(d.iterdir())
@@ -113,3 +112,26 @@ def test_bench_on_the_cluster(tmp_path, cluster):
     assert sizes(out) == sizes(here) and "hyperprior" in out  # the same rows and bpp; times differ
     code, _, err = run(*args, "--engine", "dask", "--jobs", "2")
     assert code == 2 and "--jobs" in err
+
+
+def _dies_on_b(data: bytes) -> bytes:
+    if data == b"b":
+        import os
+
+        os._exit(1)  # as a worker killed for its memory dies
+    return data.upper()
+
+
+def test_a_file_that_kills_its_worker_is_reported_and_the_others_go_on(cluster, capsys):
+    from neurocodec import cli
+
+    done = []
+
+    def prepare(path):
+        return cli._Job(path.encode(), _dies_on_b, (), done.append)
+
+    address = cluster.client.scheduler.address
+    with pytest.raises(SystemExit):
+        cli._run_each(("a", "b", "c", "d"), None, "", {"address": address, "workers": None}, prepare)
+    assert done == [b"A", b"C", b"D"]
+    assert capsys.readouterr().err == "neurocodec: b: the worker coding it died (out of memory?)\n"
