@@ -5,7 +5,9 @@ One local cluster of 2 worker processes (neurocodec.engine.Cluster, as `--engine
 
 import shutil
 
+import numpy as np
 import pytest
+from PIL import Image
 from click.testing import CliRunner
 from conftest import DATA
 
@@ -62,7 +64,14 @@ def test_engine_writes_what_the_command_writes_without_it(tmp_path, cluster, mon
     assert (tmp_path / "back" / "walden.txt").read_bytes() == there[-1].read_bytes()
     assert run("decompress", "--output-dir", tmp_path / "back0", *sorted(tmp_path.glob("here/*.ncd")))[0] == 0
     for f in (tmp_path / "back").iterdir():
-        assert f.read_bytes() == (tmp_path / "back0" / f.name).read_bytes()
+        mine = (tmp_path / "back0" / f.name)
+        if f.suffix != ".png":
+            assert f.read_bytes() == mine.read_bytes()
+            continue
+        # lossy: the latents are exact, but the float synthesis g_s sums in an order that
+        # depends on the thread count (workers run one thread), so a pixel may differ by a level
+        a, b = (np.asarray(Image.open(p), dtype=np.int16) for p in (f, mine))
+        assert a.shape == b.shape and np.abs(a - b).max() <= 1 and np.mean(a != b) < 1e-3
 
     # the weights of each codec were read once per worker, not once per file
     loads = cluster.client.run(engine.worker_loads)
