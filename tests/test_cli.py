@@ -190,6 +190,21 @@ def test_info_and_import_load_neither_numpy_nor_torch(work):
     assert p.stdout.strip() == "[]"
 
 
+def test_coding_a_photo_does_not_import_compressai(work, tmp_path):
+    """Start-up (issue 16 item 10): compressai's import pulls in torch_geometric, pandas and
+    scipy's datasets (2.5 s of a 1x1 image's 7 s); the lossy codecs code with their own
+    layers and import it only for the encoder-side search."""
+    code = (
+        "import sys, neurocodec, numpy as np\n"
+        "blob = neurocodec.compress(np.zeros((8, 8, 3), np.uint8))\n"
+        "neurocodec.decompress(blob)\n"
+        "print(neurocodec.container.unpack(blob).header.codec, 'compressai' in sys.modules)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split()[1] == "False", p.stdout
+
+
 TEXT = (DATA / "text" / "walden_excerpt.txt").read_bytes()
 
 

@@ -117,8 +117,9 @@ class HyperpriorCodec(LikelihoodCodec):
         self.default_quality = int(config.get("default_quality", 50))
         self.bench_qualities = tuple(config.get("bench_qualities", ()))
         self.tile = int(config.get("tile", 1024))
-        self.net = self.network(N=config["N"], M=config["M"], levels=config["levels"])
+        self.net = self.network(N=config["N"], M=config["M"], levels=config["levels"], likelihoods=False)
         self.net.load_learned(float_state(weights))
+        self._entropy_state = {k: v.float() for k, v in weights.items() if k.startswith("entropy_bottleneck.")}
         # channels-last convolutions decode ~30 % faster on the CPU (measured); they change
         # only float rounding in g_a/g_s, never what feeds the entropy coder
         self.net.eval().to(memory_format=torch.channels_last)
@@ -315,6 +316,7 @@ class HyperpriorCodec(LikelihoodCodec):
         so the best iterate is kept: never worse than no search, by the model's own measure.
         Only what the encoder codes changes."""
         net, (h, w) = self.net, size
+        net.add_likelihoods(self._entropy_state)
         level = (quality - 1) / 99 * (net.levels - 1)
         lo = min(int(math.floor(level)), net.levels - 2)
         log_lam = np.log(LAMBDAS[: net.levels])

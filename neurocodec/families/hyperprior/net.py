@@ -3,7 +3,8 @@
 One network serves every quality: a learned gain vector per rate level scales the latent
 before rounding (Cui et al. 2021, "Asymmetric gained deep image compression"), and an inverse
 gain undoes it before synthesis. Qualities between two trained levels interpolate the gains
-geometrically. The layers and entropy models are compressai's; the coding itself is done by
+geometrically. The transforms are compressai's layout in plain torch (`layers.py`), the
+entropy models of training are compressai's; the coding itself is done by
 `neurocodec.families.hyperprior.codec` through neurocodec's entropy backend.
 """
 
@@ -14,9 +15,7 @@ import warnings
 import torch
 from torch import nn
 
-with warnings.catch_warnings():  # compressai's import trips torch's torch.jit deprecation notice
-    warnings.simplefilter("ignore", FutureWarning)
-    from compressai.models.google import MeanScaleHyperprior
+from .layers import transforms
 
 # Rate-distortion trade-offs of the trained levels (MSE on 0..255, as compressai's zoo):
 # nine levels, each about twice the last, from 0.0005 to 0.12, so that qualities 1..100
@@ -24,20 +23,50 @@ with warnings.catch_warnings():  # compressai's import trips torch's torch.jit d
 LAMBDAS = tuple(round(0.0005 * 240 ** (i / 8), 6) for i in range(9))
 
 
-class VariableRateHyperprior(MeanScaleHyperprior):
-    def __init__(self, N: int = 128, M: int = 192, levels: int = len(LAMBDAS)):
-        super().__init__(N=N, M=M)
-        self.levels = levels
+def entropy_models(N: int) -> tuple[nn.Module, nn.Module]:
+    """compressai's EntropyBottleneck (for z) and GaussianConditional (for y): what training
+    and the encoder-side search need for likelihoods. Imported here only: compressai's import
+    costs seconds that coding a file does not need."""
+    with warnings.catch_warnings():  # compressai's import trips torch's torch.jit deprecation notice
+        warnings.simplefilter("ignore", FutureWarning)
+        from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+    return EntropyBottleneck(N), GaussianConditional(None)
+
+
+class VariableRateHyperprior(nn.Module):
+    """compressai's MeanScaleHyperprior with gains. `likelihoods=False` leaves out the entropy
+    models: the codec codes with its own tables and needs only the transforms."""
+
+    def __init__(self, N: int = 128, M: int = 192, levels: int = len(LAMBDAS), likelihoods: bool = True):
+        super().__init__()
+        # registration order as in compressai, so optimizer states saved by index still fit
+        eb, gc = entropy_models(N) if likelihoods else (None, None)
+        if likelihoods:
+            self.entropy_bottleneck = eb
+        self.g_a, self.g_s, self.h_a, self.h_s = transforms(N, M)
+        if likelihoods:
+            self.gaussian_conditional = gc
+        self.N, self.M, self.levels = N, M, levels
         # log-gains, one vector per level; initialised to a ladder of increasing rate
         init = torch.linspace(-1.0, 1.0, levels)[:, None].repeat(1, M)
         self.log_gain = nn.Parameter(init.clone())
         self.log_inv_gain = nn.Parameter(-init.clone())
 
-    def load_learned(self, state: dict[str, torch.Tensor]) -> None:
-        """Load learned tensors only; compressai's derived CDF buffers are not stored."""
+    def add_likelihoods(self, state: dict[str, torch.Tensor]) -> None:
+        """Give a network built with `likelihoods=False` its entropy models, from `state`."""
+        if not hasattr(self, "entropy_bottleneck"):
+            self.entropy_bottleneck, self.gaussian_conditional = entropy_models(self.N)
+            self.load_learned({k: v for k, v in state.items() if k.startswith("entropy_bottleneck.")}, partial=True)
+            self.to(self.log_gain.device)
+
+    def load_learned(self, state: dict[str, torch.Tensor], partial: bool = False) -> None:
+        """Load learned tensors only; compressai's derived CDF buffers are not stored. Without
+        entropy models, their tensors in `state` are skipped."""
+        if not hasattr(self, "entropy_bottleneck"):
+            state = {k: v for k, v in state.items() if not k.startswith("entropy_bottleneck.")}
         missing, unexpected = nn.Module.load_state_dict(self, state, strict=False)
         missing = [k for k in missing if not k.startswith("gaussian_conditional.") and "._" not in k]
-        if missing or unexpected:
+        if (missing and not partial) or unexpected:
             raise KeyError(f"weights do not fit the network: missing {missing[:3]}, unexpected {unexpected[:3]}")
 
     def gains(self, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
