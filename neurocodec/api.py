@@ -58,14 +58,17 @@ def modality_of(obj: Any) -> str:
     raise InputError(f"cannot compress a {type(obj).__name__}: give an image (array or PIL) or bytes")
 
 
-def compress(obj: Any, codec: str | None = None, quality: int | None = None, lossless: bool = False, name: str = "") -> bytes:
+def compress(obj: Any, codec: str | None = None, quality: int | None = None, lossless: bool = False, name: str = "",
+             effort: int = 0) -> bytes:
     """A complete .ncd file holding `obj` (an HxWx3 uint8 image, a PIL image, or bytes).
 
     `codec` names an installed codec (default: by the kind of `obj`; with `lossless`, the best
-    lossless one). `quality` (an int from 1 to 100) is for lossy codecs only. `name` is the
+    lossless one). `quality` (an int from 1 to 100) is for lossy codecs only. `effort` (0 =
+    fastest; the codec's `efforts` lists its levels) buys a smaller or better file with
+    encoder-side search, at more encode time, never a different decoder. `name` is the
     original's file name, stored in the file. Raises InputError for what the codec cannot code
     exactly as given, LimitError for an input over neurocodec.limits, CodecNotFound."""
-    return choose_codec(modality_of(obj), codec, lossless).encode(obj, quality=quality, name=name)
+    return choose_codec(modality_of(obj), codec, lossless).encode(obj, quality=quality, name=name, effort=effort)
 
 
 def choose_codec(modality: str, codec: str | Codec | None = None, lossless: bool = False) -> Codec:

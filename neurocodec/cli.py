@@ -386,6 +386,9 @@ def main() -> None:
 @click.option("-c", "--codec", help="codec name (see `neurocodec codecs`); default: by file type")
 @click.option("-q", "--quality", type=click.IntRange(1, 100), help="quality 1..100 for lossy codecs")
 @click.option("--lossless", is_flag=True, help="use the best lossless codec for the file type")
+@click.option("-e", "--effort", type=click.IntRange(0, 9), default=0, show_default=True,
+              help="encoder-side search, as cjxl -e: higher encodes slower and smaller at the same quality, "
+              "decodes the same (context, hyperprior: 0-3; a codec without a level refuses it)")
 @click.option("-o", "--output", help="output file ('-' for standard output)")
 @click.option("--output-dir", type=click.Path(file_okay=False), help="write outputs into this folder")
 @click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
@@ -393,7 +396,7 @@ def main() -> None:
 @click.option("--rm", "remove", is_flag=True, help="remove each source file after success")
 @click.option("-v", "--verbose", is_flag=True, help="report size, and for images bpp and the PSNR really achieved")
 @_engine_options
-def compress(files, codec, quality, lossless, output, output_dir, force, keep, remove, verbose, engine, address, workers) -> None:
+def compress(files, codec, quality, lossless, effort, output, output_dir, force, keep, remove, verbose, engine, address, workers) -> None:
     """Compress FILES to FILE.ncd ('-' reads standard input).
 
     Text over one block (2 MiB) is coded block by block as it is read, in memory that does not
@@ -428,26 +431,26 @@ def compress(files, codec, quality, lossless, output, output_dir, force, keep, r
             if len(data) > block and _modality(path, data, label, codec) == "text":
                 counts = []  # a text over one block: coded as it is read, written as it is coded
                 _emit_with(out, force, label, lambda f: counts.append(
-                    _compress_stream(src, f, data, path, codec, quality, lossless, name, block)))
+                    _compress_stream(src, f, data, path, codec, quality, lossless, effort, name, block)))
                 if verbose:
                     _say(f"{label}: {_size_report(*counts[0])}")
                 if remove and path != "-" and out is not None:
                     os.unlink(path)
                 return counts[0][0]
             data += _read(src, path)
-        finish(path, label, out, _compress_file(data, path, label, codec, quality, lossless, name, verbose, block))
+        finish(path, label, out, _compress_file(data, path, label, codec, quality, lossless, effort, name, verbose, block))
         return len(data)
 
     def prepare(path: str) -> _Job:
         label, name, out = start(path)
-        return _Job(_read_input(path), _compress_file, (path, label, codec, quality, lossless, name, verbose, block),
+        return _Job(_read_input(path), _compress_file, (path, label, codec, quality, lossless, effort, name, verbose, block),
                     lambda result: finish(path, label, out, result))
 
     _run_each(files, work, "compress", cluster, prepare)
 
 
 def _compress_file(data: bytes, path: str, label: str, codec: str | None, quality: int | None, lossless: bool,
-                   name: str, verbose: bool, block: int) -> tuple[bytes, str | None]:
+                   effort: int, name: str, verbose: bool, block: int) -> tuple[bytes, str | None]:
     """What `compress` writes for one file's `data`, and its -v report. It reads and writes no
     file: it runs here, or on a worker with --engine. A text over one block gives the same
     stream as `_compress_stream`."""
@@ -455,19 +458,19 @@ def _compress_file(data: bytes, path: str, label: str, codec: str | None, qualit
 
     obj = _compress_input(path, data, label, codec)
     if isinstance(obj, bytes) and len(obj) > block:
-        blob = streaming.compress_bytes(obj, codec, quality, lossless=lossless, name=name, block_size=block)
+        blob = streaming.compress_bytes(obj, codec, quality, lossless=lossless, name=name, block_size=block, effort=effort)
     else:
-        blob = api.compress(obj, codec=codec, quality=quality, lossless=lossless, name=name)
+        blob = api.compress(obj, codec=codec, quality=quality, lossless=lossless, name=name, effort=effort)
     return blob, (_report(obj, blob) if verbose else None)
 
 
 def _compress_stream(src, out, head: bytes, path: str, codec: str | None, quality: int | None, lossless: bool,
-                     name: str, block: int) -> tuple[int, int]:
+                     effort: int, name: str, block: int) -> tuple[int, int]:
     """Code `head` and the rest of `src` into `out` as a stream, one block at a time; the
     bytes read and written."""
     from . import streaming
 
-    with streaming.Writer(out, codec, quality, lossless=lossless, name=name, block_size=block) as w:
+    with streaming.Writer(out, codec, quality, lossless=lossless, name=name, block_size=block, effort=effort) as w:
         w.write(head)
         while part := _read(src, path, block):
             w.write(part)
@@ -726,7 +729,7 @@ def codecs() -> None:
 @main.command()
 @click.argument("folder", required=False, type=click.Path(exists=True, file_okay=False))
 @click.option("--codecs", "names", default=None,
-              help="comma-separated shipped codecs and baselines [images: hyperprior,jpeg,webp,avif,jxl; "
+              help="comma-separated shipped codecs and baselines [images: every shipped lossy image codec,jpeg,webp,avif,jxl; "
               "--lossless: every shipped lossless image codec,png,webp-lossless,jpeg2000,jxl-lossless; "
               "text: text,gzip,bzip2,xz,zstd,brotli]")
 @click.option("--lossless", is_flag=True, help="images: compare the lossless codecs (default set above)")

@@ -83,13 +83,15 @@ class Writer(io.BufferedIOBase):
     """A binary file object that codes what is written to it into `fp`, block by block.
 
     `codec` names a text codec (default: the default text codec; with `lossless`, the best
-    lossless one); `name` is stored as the original's name. Nothing reaches `fp` before a
+    lossless one); `name` is stored as the original's name; `quality` and `effort` go to each
+    block's encode. Nothing reaches `fp` before a
     block is complete or the writer is closed, and closing writes the rest: close it (or use
     it in a `with` block), or the output is incomplete; a `with` block left by an exception
     writes no more (`abandon`). Closing closes `fp` only if `close_fp`."""
 
     def __init__(self, fp: BinaryIO, codec: str | None = None, quality: int | None = None, *,
-                 lossless: bool = False, name: str = "", block_size: int | None = None, close_fp: bool = False):
+                 lossless: bool = False, name: str = "", block_size: int | None = None, close_fp: bool = False,
+                 effort: int = 0):
         from . import api
 
         block = BLOCK_SIZE if block_size is None else block_size
@@ -103,7 +105,7 @@ class Writer(io.BufferedIOBase):
         except ValueError as e:
             raise InputError(str(e)) from None
         self._fp, self._close_fp = fp, close_fp
-        self._quality, self._name, self._block = quality, name, block
+        self._quality, self._effort, self._name, self._block = quality, effort, name, block
         self._buf = bytearray()
         self._blocks = 0  # block members written
         self._hash = hashlib.blake2b(digest_size=container.DIGEST_SIZE)
@@ -133,7 +135,7 @@ class Writer(io.BufferedIOBase):
         self.bytes_out += len(member)
 
     def _emit_block(self) -> None:
-        member = self._codec.encode(bytes(self._buf), quality=self._quality)  # may refuse: nothing written yet
+        member = self._codec.encode(bytes(self._buf), quality=self._quality, effort=self._effort)  # may refuse: nothing written yet
         if self._blocks == 0:
             self._put(_mark(self._codec, {"stream": "start", "block": self._block}, self._name))
         self._put(member)
@@ -161,7 +163,7 @@ class Writer(io.BufferedIOBase):
             return
         try:
             if self._blocks == 0:  # at most one block: one plain .ncd file
-                self._put(self._codec.encode(bytes(self._buf), quality=self._quality, name=self._name))
+                self._put(self._codec.encode(bytes(self._buf), quality=self._quality, name=self._name, effort=self._effort))
             else:
                 if self._buf:
                     self._emit_block()
@@ -178,10 +180,10 @@ class Writer(io.BufferedIOBase):
 
 
 def compress_bytes(data: bytes, codec: str | None = None, quality: int | None = None, *, lossless: bool = False,
-                   name: str = "", block_size: int | None = None) -> bytes:
+                   name: str = "", block_size: int | None = None, effort: int = 0) -> bytes:
     """What a Writer writes for `data`: one .ncd file up to one block, a stream above."""
     buf = io.BytesIO()
-    with Writer(buf, codec, quality, lossless=lossless, name=name, block_size=block_size) as w:
+    with Writer(buf, codec, quality, lossless=lossless, name=name, block_size=block_size, effort=effort) as w:
         w.write(data)
     return buf.getvalue()
 

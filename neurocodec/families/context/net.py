@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ... import exact
-from ..hyperprior.net import VariableRateHyperprior
+from ..hyperprior.net import VariableRateHyperprior, straight_through
 
 
 def anchors(like: torch.Tensor) -> torch.Tensor:
@@ -42,22 +42,25 @@ class CheckerboardHyperprior(VariableRateHyperprior):
         delta = self.ep(torch.cat([hyper, self.context(y_hat_anchors)], 1))
         return delta * (1 - anchors(delta))
 
+    def quantized(self, hyper, y_g, gain, inv_gain, quantize):
+        """As the hyperprior's, in two passes: the anchors around the hyperprior's means, then
+        the others around means refined from the quantized anchors."""
+        first = anchors(y_g)
+        _, means = hyper.chunk(2, 1)
+        anchors_g = (quantize(y_g - means * gain) + means * gain) * first
+        scales, means = (hyper + self.refine(hyper, anchors_g * inv_gain)).chunk(2, 1)
+        means_g = means * gain
+        others_g = (quantize(y_g - means_g) + means_g) * (1 - first)
+        return anchors_g + others_g, scales * gain, means_g
+
     def forward(self, x: torch.Tensor, level: torch.Tensor) -> dict:
         """Training pass: noisy likelihoods, straight-through rounding into the synthesis."""
         gain, inv_gain = self.gains(level)
         y = self.g_a(x)
         z = self.h_a(y)
         z_hat, z_likelihoods = self.entropy_bottleneck(z)
-        hyper = self.h_s(z_hat)
         y_g = y * gain
-        mask = anchors(y)
-
-        def rounded(means_g):
-            return y_g + (torch.round(y_g - means_g) + means_g - y_g).detach()
-
-        _, means = hyper.chunk(2, 1)
-        y_hat_anchors = rounded(means * gain) * inv_gain * mask
-        scales, means = (hyper + self.refine(hyper, y_hat_anchors)).chunk(2, 1)
-        _, y_likelihoods = self.gaussian_conditional(y_g, scales * gain, means=means * gain)
-        x_hat = self.g_s(rounded(means * gain) * inv_gain)
+        y_hat_g, scales_g, means_g = self.quantized(self.h_s(z_hat), y_g, gain, inv_gain, straight_through)
+        _, y_likelihoods = self.gaussian_conditional(y_g, scales_g, means=means_g)
+        x_hat = self.g_s(y_hat_g * inv_gain)
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}

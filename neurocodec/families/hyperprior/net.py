@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .layers import transforms
@@ -78,16 +79,39 @@ class VariableRateHyperprior(nn.Module):
         ig = (1 - a) * self.log_inv_gain[lo] + a * self.log_inv_gain[lo + 1]
         return g.exp()[:, :, None, None], ig.exp()[:, :, None, None]
 
+    def quantized(self, hyper: torch.Tensor, y_g: torch.Tensor, gain: torch.Tensor, inv_gain: torch.Tensor,
+                  quantize) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(y_hat_g, scales_g, means_g): the gained latent y_g quantized around its means by
+        `quantize` (a rounding of the centred values: straight-through in training, annealed
+        in the encoder's search), and the Gaussian parameters it is coded with."""
+        scales, means = hyper.chunk(2, 1)
+        means_g = means * gain
+        return quantize(y_g - means_g) + means_g, scales * gain, means_g
+
     def forward(self, x: torch.Tensor, level: torch.Tensor) -> dict:
         """Training pass: noisy likelihoods, straight-through rounding into the synthesis."""
         gain, inv_gain = self.gains(level)
         y = self.g_a(x)
         z = self.h_a(y)
         z_hat, z_likelihoods = self.entropy_bottleneck(z)
-        scales, means = self.h_s(z_hat).chunk(2, 1)
-        y_g, means_g, scales_g = y * gain, means * gain, scales * gain
+        y_g = y * gain
+        y_hat_g, scales_g, means_g = self.quantized(self.h_s(z_hat), y_g, gain, inv_gain, straight_through)
         _, y_likelihoods = self.gaussian_conditional(y_g, scales_g, means=means_g)
-        y_round = torch.round(y_g - means_g) + means_g
-        y_hat = y_g + (y_round - y_g).detach()
-        x_hat = self.g_s(y_hat * inv_gain)
+        x_hat = self.g_s(y_hat_g * inv_gain)
         return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+
+def straight_through(v: torch.Tensor) -> torch.Tensor:
+    """round(v) forward, identity backward."""
+    return v + (torch.round(v) - v).detach()
+
+
+def annealed_round(v: torch.Tensor, tau: float) -> torch.Tensor:
+    """Stochastic Gumbel annealing (Yang, Bamler & Mandt 2020): v rounded down or up at
+    random, the nearer integer the likelier (logits -atanh(distance) / tau), relaxed by a
+    Gumbel-softmax of temperature tau. As tau falls it becomes the hard rounding, with
+    gradients all the way, where straight-through rounding has none to the choice."""
+    lo = torch.floor(v).detach()
+    up = (v - lo).clamp(1e-5, 1 - 1e-5)  # the distance to the integer below
+    logits = torch.stack([-torch.atanh(up), -torch.atanh(1 - up)], -1) / tau
+    return lo + F.gumbel_softmax(logits, tau=tau)[..., 1]
