@@ -58,25 +58,45 @@ def modality_of(obj: Any) -> str:
     raise InputError(f"cannot compress a {type(obj).__name__}: give an image (array or PIL) or bytes")
 
 
+AUTO = "auto"  # the codec name that picks per input (`compress`)
+
+
 def compress(obj: Any, codec: str | None = None, quality: int | None = None, lossless: bool = False, name: str = "",
              effort: int = 0) -> bytes:
     """A complete .ncd file holding `obj` (an HxWx3 uint8 image, a PIL image, or bytes).
 
-    `codec` names an installed codec (default: by the kind of `obj`; with `lossless`, the best
-    lossless one). `quality` (an int from 1 to 100) is for lossy codecs only. `effort` (0 =
-    fastest; the codec's `efforts` lists its levels) buys a smaller or better file with
-    encoder-side search, at more encode time, never a different decoder. `name` is the
-    original's file name, stored in the file. Raises InputError for what the codec cannot code
-    exactly as given, LimitError for an input over neurocodec.limits, CodecNotFound."""
-    return choose_codec(modality_of(obj), codec, lossless).encode(obj, quality=quality, name=name, effort=effort)
+    `codec` names an installed codec (default: by the kind of `obj`). `lossless` without a
+    codec, or `codec="auto"`, codes `obj` with every lossless codec of its kind that `effort`
+    affords (`registry.auto_candidates`: 0 the fast ones, 1 all) and keeps the smallest file.
+    `quality` (an int from 1 to 100) is for lossy codecs only. `effort` (0 = fastest; a
+    codec's `efforts` lists its levels) buys a smaller or better file with encoder-side search,
+    at more encode time, never a different decoder. `name` is the original's file name,
+    stored in the file. Raises InputError for what the codec cannot code exactly as given,
+    LimitError for an input over neurocodec.limits, CodecNotFound."""
+    modality = modality_of(obj)
+    if codec == AUTO or (codec is None and lossless):
+        return _smallest(obj, modality, quality, name, effort)
+    return choose_codec(modality, codec, lossless).encode(obj, quality=quality, name=name, effort=effort)
+
+
+def _smallest(obj: Any, modality: str, quality: int | None, name: str, effort: int) -> bytes:
+    """The smallest of the files that the lossless codecs `effort` affords write for `obj`."""
+    from . import registry
+
+    if quality is not None:
+        raise InputError("codec 'auto' is lossless and takes no quality")
+    return min((load_codec(n).encode(obj, name=name) for n in registry.auto_candidates(modality, effort)), key=len)
 
 
 def choose_codec(modality: str, codec: str | Codec | None = None, lossless: bool = False) -> Codec:
-    """The codec `compress` uses: `codec` (a name, or a codec object as it is), else the
-    default one for `modality` (with `lossless`, the best lossless one); InputError for a
-    lossy codec asked to be lossless."""
+    """The codec `compress` uses for a whole input: `codec` (a name, or a codec object as it
+    is), else the default one for `modality` (with `lossless` or "auto", the best lossless
+    one: the one codec of a stream, whose blocks it codes alike); InputError for a lossy
+    codec asked to be lossless."""
     from . import registry
 
+    if codec == AUTO:
+        codec, lossless = None, True
     if codec is not None and not isinstance(codec, str):
         chosen: Codec = codec
     else:

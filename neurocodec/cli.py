@@ -383,12 +383,13 @@ def main() -> None:
 
 @main.command()
 @click.argument("files", nargs=-1, required=True)
-@click.option("-c", "--codec", help="codec name (see `neurocodec codecs`); default: by file type")
+@click.option("-c", "--codec", help="codec name (see `neurocodec codecs`), or 'auto': the smallest file of the "
+              "lossless codecs the effort affords; default: by file type")
 @click.option("-q", "--quality", type=click.IntRange(1, 100), help="quality 1..100 for lossy codecs")
-@click.option("--lossless", is_flag=True, help="use the best lossless codec for the file type")
+@click.option("--lossless", is_flag=True, help="lossless, as -c auto unless a codec is named")
 @click.option("-e", "--effort", type=click.IntRange(0, 9), default=0, show_default=True,
               help="encoder-side search, as cjxl -e: higher encodes slower and smaller at the same quality, "
-              "decodes the same (context, hyperprior: 0-3; a codec without a level refuses it)")
+              "decodes the same (context, hyperprior: 0-3; auto: 0-1; a codec without a level refuses it)")
 @click.option("-o", "--output", help="output file ('-' for standard output)")
 @click.option("--output-dir", type=click.Path(file_okay=False), help="write outputs into this folder")
 @click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")
@@ -454,14 +455,17 @@ def _compress_file(data: bytes, path: str, label: str, codec: str | None, qualit
     """What `compress` writes for one file's `data`, and its -v report. It reads and writes no
     file: it runs here, or on a worker with --engine. A text over one block gives the same
     stream as `_compress_stream`."""
-    from . import api, streaming
+    from . import api, container, streaming
 
     obj = _compress_input(path, data, label, codec)
     if isinstance(obj, bytes) and len(obj) > block:
         blob = streaming.compress_bytes(obj, codec, quality, lossless=lossless, name=name, block_size=block, effort=effort)
     else:
         blob = api.compress(obj, codec=codec, quality=quality, lossless=lossless, name=name, effort=effort)
-    return blob, (_report(obj, blob) if verbose else None)
+    report = _report(obj, blob) if verbose else None
+    if report and (codec == api.AUTO or (codec is None and lossless)):  # say which codec it picked
+        report += f" ({container.read_header(io.BytesIO(blob)).codec})"
+    return blob, report
 
 
 def _compress_stream(src, out, head: bytes, path: str, codec: str | None, quality: int | None, lossless: bool,
@@ -482,7 +486,7 @@ def _modality(path: str, data: bytes, label: str, codec: str | None) -> str:
     (the bytes themselves) otherwise, and always for a text codec, whatever the file holds.
     `data` may be the file's first bytes only."""
     modality = None
-    if codec is not None:
+    if codec is not None and codec != "auto":
         from .registry import read_config
 
         modality = read_config(codec).get("modality")

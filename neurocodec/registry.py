@@ -20,11 +20,12 @@ import functools
 import hashlib
 import importlib
 import json
+import numbers
 import os
 from pathlib import Path
 
 from .codec import Codec
-from .errors import CodecNotFound, NeurocodecError
+from .errors import CodecNotFound, InputError, NeurocodecError
 
 CONFIG = "config.json"
 WEIGHTS = "weights.safetensors"
@@ -261,6 +262,30 @@ def default_codec(modality: str, lossless: bool) -> str:
         kind = "lossless" if lossless else "lossy"
         raise CodecNotFound(f"no {kind} {modality} codec is installed")
     return name
+
+
+# `auto` (neurocodec.compress): per effort, the slowest decode that it tries, in seconds per
+# Kodak image as recorded in each codec's config (`kodak.decode_s`); None: every codec.
+# Effort 0 tries the codecs that decode in a few seconds (idf, bitsback: 2.2 s), 1 adds the
+# slow autoregressive ones (pixelcnn: 22 s).
+AUTO_DECODE_SECONDS = (5.0, None)
+
+
+def auto_candidates(modality: str, effort: int) -> list[str]:
+    """The lossless codecs for `modality` that `auto` tries at `effort` (at least the default
+    lossless one). InputError for an effort it does not have."""
+    if isinstance(effort, bool) or not isinstance(effort, numbers.Integral) or effort not in range(len(AUTO_DECODE_SECONDS)):
+        levels = ", ".join(map(str, range(len(AUTO_DECODE_SECONDS))))
+        raise InputError(f"codec 'auto' takes effort {levels}, got {effort!r}")
+    limit, names = AUTO_DECODE_SECONDS[effort], []
+    for name in available_codecs():
+        config = read_config(name)
+        if config.get("modality") != modality or not config.get("lossless"):
+            continue
+        seconds = (config.get("kodak") or {}).get("decode_s")
+        if limit is None or (isinstance(seconds, (int, float)) and seconds <= limit):
+            names.append(name)
+    return names or [default_codec(modality, True)]
 
 
 RETIRED = "retired"  # <codec>/retired/<first 12 hex of the digest>/: earlier weights, kept for their files

@@ -46,7 +46,7 @@ def test_unsupported_objects_and_missing_codecs(photo):
         neurocodec.compress(photo, codec="hyperprior", lossless=True)
 
 
-def test_lossless_picks_the_best_measured_codec(photo):
+def test_lossless_default_is_the_best_measured_codec(photo):
     scores = {}
     for name in registry.available_codecs():
         config = registry.read_config(name)
@@ -56,9 +56,31 @@ def test_lossless_picks_the_best_measured_codec(photo):
     best = min(scores, key=scores.get)
     assert registry.default_codec("image", True) == best
     small = np.ascontiguousarray(photo[:12, :20])
-    blob = neurocodec.compress(small, lossless=True)
-    assert container.unpack(blob).header.codec == best
+    blob = neurocodec.compress(small, codec="auto", effort=1)  # every lossless codec is tried
     assert np.array_equal(neurocodec.decompress(blob), small)
+
+
+def test_auto_keeps_the_smallest_file_of_the_codecs_the_effort_affords(photo):
+    """Issue 14: `--lossless` without a codec (or `-c auto`) codes the image with each
+    lossless codec whose recorded Kodak decode fits the effort (0: a few seconds; 1: any) and
+    keeps the smallest file."""
+    x = np.ascontiguousarray(photo[:24, :40])
+    for effort in (0, 1):
+        names = registry.auto_candidates("image", effort)
+        sizes = {n: len(neurocodec.compress(x, codec=n)) for n in names}
+        blob = neurocodec.compress(x, lossless=True, effort=effort)
+        assert len(blob) == min(sizes.values())
+        assert container.unpack(blob).header.codec == min(sizes, key=sizes.get)
+        assert np.array_equal(neurocodec.decompress(blob), x)
+        assert neurocodec.compress(x, codec="auto", effort=effort) == blob
+    fast = registry.auto_candidates("image", 0)
+    assert "pixelcnn" not in fast and {"idf", "bitsback"} <= set(fast)  # 2.2 s against 22 s a Kodak image
+    assert set(fast) < set(registry.auto_candidates("image", 1))
+    assert registry.auto_candidates("text", 0) == ["text"]
+    with pytest.raises(InputError, match="effort 0, 1, got 2"):
+        neurocodec.compress(x, codec="auto", effort=2)
+    with pytest.raises(InputError, match="lossless and takes no quality"):
+        neurocodec.compress(x, codec="auto", quality=50)
 
 
 @pytest.fixture
