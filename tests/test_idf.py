@@ -114,6 +114,24 @@ def test_tiles(idf, crops):
     assert np.array_equal(idf.decode(blob), img)  # the tile size travels in the file
 
 
+def test_parts_coded_on_two_threads_give_the_same_file(idf, crops, monkeypatch):
+    """Issue 14: tiles are coded and decoded on as many threads as torch may use, each on one
+    torch thread; the file is the one a single thread writes, and the setting comes back."""
+    codec = type(idf)(idf.config | {"tile": 64}, {k: v for k, v in idf.net.state_dict().items()}, idf.weights_digest)
+    img = crops["96x128"]
+    monkeypatch.setattr(type(codec), "parallel_parts", False)
+    serial = codec.encode(img)
+    monkeypatch.setattr(type(codec), "parallel_parts", True)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert codec.encode(img) == serial
+        assert np.array_equal(codec.decode(serial), img)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_wrong_decode_is_caught_by_checksum(idf, crops, files, monkeypatch):
     box = container.unpack(files["37x23"])
     real = type(idf).decode_chunks

@@ -21,8 +21,10 @@ class runs every part inside `exact.exact_mode()` on one torch thread (`exact=Tr
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import hashlib
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -60,6 +62,10 @@ class LikelihoodCodec(Codec):
     # says, so a family sets this from the most compressible inputs its encoder was measured
     # on, with a margin; the encoder refuses to write a part over it (never seen).
     samples_per_chunk_byte: int | None = None
+    # Parts are coded on as many threads as torch may use (`torch.get_num_threads()`; one on
+    # a dask worker), each on one torch thread: set it where coding a part keeps no state on
+    # the codec object. The file is the same; the time falls with the cores.
+    parallel_parts = False
 
     def __init__(self, name: str, step: Callable[[tuple], Step] | None = None, *, modality: str = "image",
                  lossless: bool = True, coder: str | None = None, model=None, tile: int | None = None,
@@ -74,6 +80,7 @@ class LikelihoodCodec(Codec):
             raise StepError(f"codec '{name}': coder must be 'range' or 'ans', got {self.coder!r}")
         self.model, self._step, self.tile = model, step, tile
         self._metering: float | None = None
+        self._thread = threading.local()  # the digest of the symbols of the part just coded
 
     # --- what a family may override ------------------------------------------------------
     def params(self, x: np.ndarray, quality: int | None) -> dict:
@@ -121,8 +128,9 @@ class LikelihoodCodec(Codec):
     def reader(self, data: bytes, params: dict, **kw) -> Stream:
         return Stack.from_bytes(data, self.stack_seed(params), **kw) if self.coder == "ans" else Decoder(data, **kw)
 
-    def running(self):
-        """The context every part is coded in."""
+    def running(self, set_threads: bool = True):
+        """The context every part is coded in (per thread; with `set_threads`, one torch
+        thread for exact codecs, a setting of the whole process)."""
         import torch
 
         from .. import exact
@@ -131,29 +139,49 @@ class LikelihoodCodec(Codec):
         stack.enter_context(torch.no_grad())
         if self.exact:
             stack.enter_context(exact.exact_mode())
-            stack.enter_context(one_thread())
+            if set_threads:
+                stack.enter_context(one_thread())
         return stack
+
+    def _each_part(self, code: Callable, items: list, desc: str) -> list:
+        """code(item) for every part, in order, inside `running()`: on several threads where
+        the codec allows it (`parallel_parts`), else here."""
+        import torch
+
+        threads = min(len(items), torch.get_num_threads()) if self.parallel_parts and self._metering is None else 1
+        if threads <= 1:
+            with self.running():
+                return [code(item) for item in _progress(items, desc)]
+
+        def run(item):
+            with self.running(set_threads=False):  # torch's thread count is set once, below
+                return code(item)
+
+        with one_thread(), concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            return list(_progress(pool.map(run, items), desc, len(items)))
 
     # --- coding --------------------------------------------------------------------------
     def encode_chunks(self, x: Any, quality: int | None, effort: int = 0) -> tuple[dict, list[bytes]]:
         arr = _as_array(x)
         params = self.params(arr, quality)
-        chunks = []
         check = _symbols_check(self)
         self.effort = effort  # read by an encoder-side search; the decoder never sees it
-        with self.running():
-            for part in _progress(self.plan(arr.shape, params), "encoding"):
-                chunks.append(self.encode_part([arr[r] for r in part], params, **({"digest": True} if check else {})))
-                try:  # never write a part that decoders would refuse
-                    self.check_part([_shape(arr.shape, r) for r in part], len(chunks[-1]), params)
-                except FormatError:
-                    raise NeurocodecError(f"codec '{self.name}' coded a part in fewer bytes than its decoder "
-                                          "accepts; please report this") from None
-                if check is not None:
-                    check.update(self._last_digest)
+
+        def code(part):
+            chunk = self.encode_part([arr[r] for r in part], params, **({"digest": True} if check else {}))
+            try:  # never write a part that decoders would refuse
+                self.check_part([_shape(arr.shape, r) for r in part], len(chunk), params)
+            except FormatError:
+                raise NeurocodecError(f"codec '{self.name}' coded a part in fewer bytes than its decoder "
+                                      "accepts; please report this") from None
+            return chunk, getattr(self._thread, "digest", None)
+
+        coded = self._each_part(code, self.plan(arr.shape, params), "encoding")
         if check is not None:
+            for _, digest in coded:
+                check.update(digest)
             params = dict(params, symbols=check.hexdigest())
-        return params, chunks
+        return params, [chunk for chunk, _ in coded]
 
     def encode_part(self, values: list[np.ndarray], params: dict, **kw) -> bytes:
         stream = self.writer(params, meter=self._metering is not None, **kw)
@@ -161,7 +189,7 @@ class LikelihoodCodec(Codec):
         if self._metering is not None:
             self._metering += stream.bits
         if stream.digest is not None:
-            self._last_digest = stream.digest.digest()
+            self._thread.digest = stream.digest.digest()
         return stream.to_bytes()
 
     def decode_chunks(self, header: Header, chunks: list[bytes]) -> Any:
@@ -179,13 +207,18 @@ class LikelihoodCodec(Codec):
         out = np.empty(shape, dtype=np.uint8)
         expected = header.params.get("symbols")
         check = _symbols_check(self) if expected is not None else None
-        with self.running():
-            for part, data in _progress(list(zip(plan, chunks)), "decoding"):
-                values = self.decode_part(data, [_shape(shape, r) for r in part], params, **({"digest": True} if check else {}))
-                if check is not None:
-                    check.update(self._last_digest)
-                for region, value in zip(part, values):
-                    out[region] = value
+
+        def code(item):
+            part, data = item
+            values = self.decode_part(data, [_shape(shape, r) for r in part], params, **({"digest": True} if check else {}))
+            for region, value in zip(part, values):
+                out[region] = value
+            return getattr(self._thread, "digest", None)
+
+        digests = self._each_part(code, list(zip(plan, chunks)), "decoding")
+        if check is not None:
+            for digest in digests:
+                check.update(digest)
         if check is not None and check.hexdigest() != expected:
             raise IntegrityError(f"decoded symbols of codec '{self.name}' do not match the encoder's: the file is damaged")
         return out.tobytes() if self.modality == "text" else out
@@ -203,7 +236,7 @@ class LikelihoodCodec(Codec):
         else:
             stream.check_exhausted()
         if stream.digest is not None:
-            self._last_digest = stream.digest.digest()
+            self._thread.digest = stream.digest.digest()
         return values
 
     # --- measuring and checking -----------------------------------------------------------
@@ -242,13 +275,14 @@ def _symbols_check(codec: LikelihoodCodec):
     return None if codec.lossless or codec.coder == "ans" else hashlib.blake2b(digest_size=16)
 
 
-def _progress(items: list, desc: str):
+def _progress(items, desc: str, total: int | None = None):
     """A progress bar over parts, on a terminal and only where there are several."""
-    if len(items) < 4:
+    total = len(items) if total is None else total
+    if total < 4:
         return items
     from tqdm import tqdm
 
-    return tqdm(items, desc=f"{desc} parts", unit="part", leave=False, disable=None)
+    return tqdm(items, desc=f"{desc} parts", unit="part", total=total, leave=False, disable=None)
 
 
 def _as_array(x: Any) -> np.ndarray:

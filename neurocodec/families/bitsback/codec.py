@@ -70,6 +70,7 @@ class BitsBackConfig:
 class BitsBackCodec(LikelihoodCodec):
     """Parts are chunks of tiles chained on one ANS stack; each tile is two nested
     `compose.BitsBack` steps (Bit-Swap)."""
+    parallel_parts = True  # a part's coding keeps no state on the codec
 
     coder = "ans"
     samples_per_chunk_byte = PIXELS_PER_CHUNK_BYTE

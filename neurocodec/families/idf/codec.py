@@ -33,7 +33,7 @@ R = 2**12  # residuals are coded on [-R, R]; +-R is the escape
 DIGIT = 2**12  # an escaped magnitude is two digits of this base
 UNIFORM = Categorical(np.ones(DIGIT))
 # The largest tile a file may ask for. The flow runs on a whole tile at once (integer
-# convolutions in float64 with up to 64 channels: measured, xxx); the shipped tiles are 512 x
+# convolutions in float64 with up to 64 channels); the shipped tiles are 512 x
 # 512 and a file may ask for up to 1024 x 1024 (four times the pixels). Before, 8192 x 8192
 # tiles made the integer conv2d ask for 1.4-1.8 GB.
 MAX_TILE = 1024
@@ -111,6 +111,7 @@ class IDFConfig:
 @registry.family("idf", spec="neurocodec.families.idf.spec:IDFSpec", config=IDFConfig)
 class IDFCodec(LikelihoodCodec):
     """Parts are tiles, each one `FlowTile`."""
+    parallel_parts = True  # a part's coding keeps no state on the codec
 
     samples_per_chunk_byte = PIXELS_PER_CHUNK_BYTE
 

@@ -107,6 +107,7 @@ class PixelCNNConfig:
 @registry.family("pixelcnn", spec="neurocodec.families.pixelcnn.spec:PixelCNNSpec", config=PixelCNNConfig)
 class PixelCNNCodec(LikelihoodCodec):
     """Parts are groups of up to `group` tiles; each group is one wavefront `Lockstep`."""
+    parallel_parts = True  # a part's coding keeps no state on the codec
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
         super().__init__(config["name"], config=config, weights_digest=weights_digest)

@@ -111,6 +111,7 @@ class TextConfig:
 @registry.family("text", spec="neurocodec.families.text.spec:TextSpec", config=TextConfig, aliases=('byte_lstm',))
 class TextCodec(LikelihoodCodec):
     """Parts are groups of chunks; each group is one `Lockstep` over its chunks side by side."""
+    parallel_parts = True  # a part's coding keeps no state on the codec
 
     exact = False  # the integer LSTM is exact by construction, on any number of threads
 
