@@ -3,6 +3,7 @@
 files do not depend on the thread count, and truncated or altered files are refused with
 neurocodec errors, also when the alteration comes with valid checksums."""
 
+import dataclasses
 import numpy as np
 import pytest
 import torch
@@ -124,3 +125,18 @@ def test_altered_payloads_with_valid_checksums_are_refused(codec, how):
     # an alteration the format cannot see must not change the output
     ref = codec.decode(container.pack(box.header, box.chunks, box.content_digest))
     assert (out == ref) if codec.modality == "text" else np.array_equal(out, ref), f"{how}: a wrong result passed off as right"
+
+
+@pytest.mark.parametrize("value", [None, "", "0" * 31, "A" * 32, 7, ["x"]])
+def test_a_symbols_digest_that_is_not_one_is_refused(codec, value):
+    """Found by the long fuzz run: a lossy context file whose header said `"symbols": null`,
+    with its one chunk emptied, decoded without an error to a wrong image (the null was taken
+    for a file written before the digest existed). The field, where present, must be the
+    digest the encoder writes, and only codecs that write one may carry it."""
+    x = inputs(codec)["excerpt" if codec.modality == "text" else "37x53"]
+    box = container.unpack(codec.encode(x, quality=quality(codec)))
+    params = dict(box.header.params, symbols=value)
+    for chunks in (box.chunks, [b""] * len(box.chunks)):
+        bad = container.pack(dataclasses.replace(box.header, params=params), chunks, box.content_digest)
+        with pytest.raises(NeurocodecError):
+            codec.decode(bad)

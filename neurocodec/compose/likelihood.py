@@ -206,7 +206,9 @@ class LikelihoodCodec(Codec):
             self.check_part([_shape(shape, r) for r in part], len(data), params)
         out = np.empty(shape, dtype=np.uint8)
         expected = header.params.get("symbols")
-        check = _symbols_check(self) if expected is not None else None
+        check = _symbols_check(self) if "symbols" in header.params else None
+        if "symbols" in header.params and (check is None or not _is_digest(expected, check.digest_size)):
+            raise FormatError(f"corrupted .ncd file: invalid '{self.name}' symbols digest")
 
         def code(item):
             part, data = item
@@ -273,6 +275,11 @@ def _symbols_check(codec: LikelihoodCodec):
     output against the original); lossless files are checked against the original. (Symbols
     on a stack come out in another order than they went in: stack codecs are lossless.)"""
     return None if codec.lossless or codec.coder == "ans" else hashlib.blake2b(digest_size=16)
+
+
+def _is_digest(value: Any, size: int) -> bool:
+    """A digest as the encoder writes it: `size` bytes in lowercase hexadecimal."""
+    return isinstance(value, str) and len(value) == 2 * size and all(c in "0123456789abcdef" for c in value)
 
 
 def _progress(items, desc: str, total: int | None = None):
