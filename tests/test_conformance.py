@@ -4,6 +4,7 @@ files do not depend on the thread count, and truncated or altered files are refu
 neurocodec errors, also when the alteration comes with valid checksums."""
 
 import dataclasses
+
 import numpy as np
 import pytest
 import torch
