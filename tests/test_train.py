@@ -152,6 +152,18 @@ def test_every_family_trains_from_scratch_checkpoints_and_resumes(tmp_path, fami
     assert (out_x == x) if family == "text" else out_x.shape == x.shape
 
 
+def test_an_export_without_training_records_no_run(tmp_path):
+    """`--minutes 0 --export` (how a GPU checkpoint becomes a codec) adds no run of 0 minutes,
+    and the CPU minutes are the sum of the runs' real minutes."""
+    out, folder = tmp_path / "run", tmp_path / "codecs" / "idf-new"
+    args = ["train", "idf", "--data", str(DATA), "--out", str(out), *FAMILY_ARGS["idf"]]
+    assert CliRunner().invoke(main, args + ["--minutes", "0.03"]).exit_code == 0
+    assert CliRunner().invoke(main, args + ["--minutes", "0", "--resume", str(out), "--export", str(folder)]).exit_code == 0
+    training = json.loads((folder / registry.CONFIG).read_text())["training"]
+    assert len(training["runs"]) == 1 and training["runs"][0]["steps"] > 0
+    assert training["cpu_minutes"] == training["runs"][0]["minutes"] < 0.2
+
+
 def test_distributed_training_with_two_processes(tmp_path):
     """torchrun with 2 CPU processes on the gloo backend: DistributedDataParallel trains one
     model, rank 0 writes the checkpoint and records the run as 2 processes."""

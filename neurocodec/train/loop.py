@@ -100,9 +100,10 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
 
     def record(steps: int) -> dict:
         """The training record after `steps` steps of this run: this run's real minutes, and the
-        CPU and GPU minutes of all runs so far."""
+        CPU and GPU minutes of all runs so far. A run of no steps (`--minutes 0 --export`) is
+        not one."""
         minutes = (time.time() - start) / 60
-        runs = [*info["runs"][:-1], dict(info["runs"][-1], minutes=round(minutes, 2), steps=steps)]
+        runs = [*info["runs"][:-1], *([dict(info["runs"][-1], minutes=round(minutes, 2), steps=steps)] if steps else [])]
         totals = {kind: round(sum(r["minutes"] for r in runs if r["kind"] == kind), 2) for kind in ("cpu_minutes", "gpu_minutes")}
         return dict(info, steps=info["steps"] + steps, train_minutes=round(info["train_minutes"] + minutes, 2), runs=runs, **totals)
 
