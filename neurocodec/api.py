@@ -74,9 +74,14 @@ def compress(obj: Any, codec: str | None = None, quality: int | None = None, los
     stored in the file. Raises InputError for what the codec cannot code exactly as given,
     LimitError for an input over neurocodec.limits, CodecNotFound."""
     modality = modality_of(obj)
-    if codec == AUTO or (codec is None and lossless):
+    if picks_per_input(codec, lossless):
         return _smallest(obj, modality, quality, name, effort)
     return choose_codec(modality, codec, lossless).encode(obj, quality=quality, name=name, effort=effort)
+
+
+def picks_per_input(codec: Any, lossless: bool) -> bool:
+    """Whether `compress` picks the codec per input (`auto`): named so, or lossless unnamed."""
+    return codec == AUTO or (codec is None and lossless)
 
 
 def _smallest(obj: Any, modality: str, quality: int | None, name: str, effort: int) -> bytes:

@@ -463,7 +463,7 @@ def _compress_file(data: bytes, path: str, label: str, codec: str | None, qualit
     else:
         blob = api.compress(obj, codec=codec, quality=quality, lossless=lossless, name=name, effort=effort)
     report = _report(obj, blob) if verbose else None
-    if report and (codec == api.AUTO or (codec is None and lossless)):  # say which codec it picked
+    if report and api.picks_per_input(codec, lossless):  # say which codec it picked
         report += f" ({container.read_header(io.BytesIO(blob)).codec})"
     return blob, report
 
@@ -485,8 +485,10 @@ def _modality(path: str, data: bytes, label: str, codec: str | None) -> str:
     """What `compress` codes a file as: "image" for image files (or an image codec), "text"
     (the bytes themselves) otherwise, and always for a text codec, whatever the file holds.
     `data` may be the file's first bytes only."""
+    from .api import AUTO
+
     modality = None
-    if codec is not None and codec != "auto":
+    if codec is not None and codec != AUTO:
         from .registry import read_config
 
         modality = read_config(codec).get("modality")

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ... import exact
-from ..hyperprior.net import VariableRateHyperprior, straight_through
+from ..hyperprior.net import VariableRateHyperprior
 
 
 def anchors(like: torch.Tensor) -> torch.Tensor:
@@ -52,15 +52,3 @@ class CheckerboardHyperprior(VariableRateHyperprior):
         means_g = means * gain
         others_g = (quantize(y_g - means_g) + means_g) * (1 - first)
         return anchors_g + others_g, scales * gain, means_g
-
-    def forward(self, x: torch.Tensor, level: torch.Tensor) -> dict:
-        """Training pass: noisy likelihoods, straight-through rounding into the synthesis."""
-        gain, inv_gain = self.gains(level)
-        y = self.g_a(x)
-        z = self.h_a(y)
-        z_hat, z_likelihoods = self.entropy_bottleneck(z)
-        y_g = y * gain
-        y_hat_g, scales_g, means_g = self.quantized(self.h_s(z_hat), y_g, gain, inv_gain, straight_through)
-        _, y_likelihoods = self.gaussian_conditional(y_g, scales_g, means=means_g)
-        x_hat = self.g_s(y_hat_g * inv_gain)
-        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}

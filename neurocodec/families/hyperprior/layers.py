@@ -37,7 +37,7 @@ class LowerBound(nn.Module):
         self.register_buffer("bound", torch.tensor([float(bound)]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _LowerBound.apply(x, self.bound) if torch.is_grad_enabled() else torch.max(x, self.bound)
+        return _LowerBound.apply(x, self.bound)
 
 
 class NonNegative(nn.Module):
