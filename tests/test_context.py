@@ -12,7 +12,8 @@ import neurocodec
 from neurocodec import container, registry
 from neurocodec.families.context.codec import ContextCodec
 from neurocodec.families.context.spec import ContextSpec
-from neurocodec.families.hyperprior.codec import default_config, export_weights
+from neurocodec.families.hyperprior.codec import default_config
+from neurocodec.families.hyperprior.weights import export_weights
 from neurocodec.train.loop import resume_state
 
 

@@ -33,21 +33,15 @@ from ...codec import tile_grid
 from ...compose import Decoder, LikelihoodCodec, Lockstep
 from ...entropy import Categorical, DiscretizedGaussian
 from ...errors import FormatError
-from .net import LAMBDAS, VariableRateHyperprior, annealed_round
+from .net import LAMBDAS, VariableRateHyperprior
+from .search import search
+from .weights import ACT_BITS, Z_HALF_RANGE, exact_hyper_synthesis, float_state
 
-ACT_BITS, WEIGHT_BITS = exact.ACT_BITS, exact.WEIGHT_BITS  # h_s runs in neurocodec.exact
 SCALE_BOUND = 0.11  # compressai's lower bound on a Gaussian scale
-Z_HALF_RANGE = 63  # z symbols are coded in [-63, 63] around each channel's median
 Y_HALF_RANGE = 2047  # y residuals are clamped to [-2047, 2047]
 GAIN_GRID = 2.0**16
 EFFORT_STEPS = {1: 25, 2: 100, 3: 400}  # encoder-side search steps per tile, by effort
 OVERLAP = 128  # pixels of its neighbours a tile's analysis and synthesis see (a multiple of 16)
-# Adam's step on the latents (their scale is about 1 before the gain): 4x Yang et al.'s, for
-# runs 5-80x shorter than their 2,000 steps (0.02 measured better than 0.005 and 0.01 at 25,
-# 100 and 400 steps on a Kodak crop)
-SEARCH_LR = 0.02
-SEARCH_TAU = (0.5, 0.05)  # the search's rounding temperature, first and last step
-SEARCH_CHECK = 10  # steps between two measures of the hard-rounded latents
 # The largest tile a file may ask for: the synthesis runs on a whole tile at once; the shipped tiles are 1024 x 1024, a file may ask for up to 2048 x 2048. Before, a tile
 # of any size was taken (16384 x 16384: a MemoryError).
 MAX_TILE = 2048
@@ -57,41 +51,6 @@ MAX_TILE = 2048
 # 2**12 leaves a margin of 8. The symbols digest catches garbage only at the end, after about
 # 1 us a pixel: at most 4 ms of work a byte.
 PIXELS_PER_CHUNK_BYTE = 1 << 12
-
-
-# --- the integer hyper synthesis -------------------------------------------------------
-
-
-def quantize_hyper_synthesis(h_s: torch.nn.Sequential) -> dict[str, torch.Tensor]:
-    """Integer weights (int32) and biases (int64) of the float h_s, as the weights file keeps them."""
-    out = {}
-    for i, layer in enumerate(h_s):
-        if isinstance(layer, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
-            w = layer.weight.detach().double()
-            b = layer.bias.detach().double()
-            out[f"h_s.{i}.weight_q"] = torch.round(w * 2**WEIGHT_BITS).to(torch.int32)
-            out[f"h_s.{i}.bias_q"] = torch.round(b * 2 ** (WEIGHT_BITS + ACT_BITS)).to(torch.int64)
-    return out
-
-
-def dequantize_hyper_synthesis(q: dict[str, torch.Tensor], dtype=torch.float32) -> dict[str, torch.Tensor]:
-    """The float h_s state that the integer one stands for (float64: exactly)."""
-    out = {}
-    for k, v in q.items():
-        if k.endswith(".weight_q"):
-            out[k[: -len("_q")]] = v.double().div(2**WEIGHT_BITS).to(dtype)
-        elif k.endswith(".bias_q"):
-            out[k[: -len("_q")]] = v.double().div(2 ** (WEIGHT_BITS + ACT_BITS)).to(dtype)
-    return out
-
-
-def exact_hyper_synthesis(q: dict[str, torch.Tensor], template: torch.nn.Sequential) -> torch.nn.Module:
-    """compressai's mean-scale h_s (deconv, leaky, deconv, leaky, conv) as an exact network
-    whose integer weights are the stored ones: float64 parameters that round back to them
-    exactly, unclamped as it was trained, every accumulator checked (`exact.from_torch`)."""
-    h_s = exact.from_torch(template, clamp=False).double()
-    h_s.load_state_dict({k[len("h_s."):]: v for k, v in dequantize_hyper_synthesis(q, torch.float64).items()})
-    return h_s.eval()
 
 
 # --- the codec --------------------------------------------------------------------------
@@ -304,58 +263,11 @@ class HyperpriorCodec(LikelihoodCodec):
                 y = F.pad(y, (0, t.shape[3] // 16 - y.shape[3], 0, t.shape[2] // 16 - y.shape[2]), mode="replicate")
         z = self.net.h_a(y)
         if self.effort and quality is not None:
-            y, z = self.search(t, y, z, quality, EFFORT_STEPS[self.effort], (h, w))
+            y, z = search(self, t, y, z, quality, EFFORT_STEPS[self.effort], (h, w))
         z = z.cpu()
         medians = self.z_median_q[None, :, None, None] / 2**ACT_BITS
         z_sym = torch.round(z.double() - medians).clamp(-Z_HALF_RANGE, Z_HALF_RANGE)
         return z_sym[0].numpy().astype(np.int64), y.cpu().double()
-
-    def search(self, t: torch.Tensor, y: torch.Tensor, z: torch.Tensor, quality: int, steps: int,
-               size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder-side search by stochastic Gumbel annealing (Yang, Bamler & Mandt 2020):
-        `steps` Adam steps on the tile's latents y and z themselves, minimizing the
-        rate-distortion loss the network was trained for at this quality (lambda interpolated
-        as the gains are), each latent rounded at random by `annealed_round` with a
-        temperature falling from 0.5 to 0.05, so the search ends at the codec's hard rounding.
-        The rate is the model's own, context model included (`net.quantized`). Every
-        `SEARCH_CHECK` steps the loss of the hard-rounded latents is taken and the best kept:
-        never worse than no search, by the model's measure. Only what the encoder codes changes."""
-        net, (h, w) = self.net, size
-        net.add_likelihoods(self._entropy_state)
-        level = (quality - 1) / 99 * (net.levels - 1)
-        lo = min(int(math.floor(level)), net.levels - 2)
-        log_lam = np.log(LAMBDAS[: net.levels])
-        lam = float(np.exp(log_lam[lo] + (level - lo) * (log_lam[lo + 1] - log_lam[lo])))
-        gain, inv_gain = (g.float().to(t.device) for g in self.gains(quality))
-        medians = (self.z_median_q[None, :, None, None] / 2**ACT_BITS).float().to(t.device)
-        y, z = y.detach().clone().requires_grad_(True), z.detach().clone().requires_grad_(True)
-        opt = torch.optim.Adam([y, z], lr=SEARCH_LR)
-
-        def loss(quantize) -> torch.Tensor:
-            z_hat = quantize(z - medians) + medians
-            y_hat_g, scales_g, means_g = net.quantized(net.h_s(z_hat), y * gain, gain, inv_gain, quantize)
-            y_lik = net.gaussian_conditional._likelihood(y_hat_g, scales_g, means=means_g)
-            z_lik = net.entropy_bottleneck._likelihood(z_hat.permute(1, 0, 2, 3).reshape(z.shape[1], 1, -1))[0]
-            bits = -(torch.log2(y_lik.clamp_min(1e-9)).sum() + torch.log2(z_lik.clamp_min(1e-9)).sum())
-            x_hat = net.g_s(y_hat_g * inv_gain)[..., :h, :w]
-            return lam * 255**2 * ((x_hat - t[..., :h, :w]) ** 2).mean() + bits / (h * w)
-
-        best = (math.inf, None, None)
-        with torch.random.fork_rng(devices=[t.device] if t.device.type == "cuda" else []):
-            torch.manual_seed(0)  # the same image and settings give the same file
-            for i in range(steps + 1):
-                if i % SEARCH_CHECK == 0 or i == steps:
-                    hard = loss(torch.round).item()
-                    if hard < best[0]:
-                        best = (hard, y.detach().clone(), z.detach().clone())
-                if i == steps:
-                    break
-                tau = SEARCH_TAU[0] * (SEARCH_TAU[1] / SEARCH_TAU[0]) ** (i / steps)
-                with torch.enable_grad():
-                    opt.zero_grad()
-                    loss(lambda v: annealed_round(v, tau)).backward()
-                opt.step()
-        return best[1], best[2]
 
     @torch.no_grad()
     def synthesize(self, y_sym: torch.Tensor, mu: torch.Tensor, inv_gain: torch.Tensor, h: int, w: int) -> np.ndarray:
@@ -367,44 +279,6 @@ class HyperpriorCodec(LikelihoodCodec):
         """The tile's z and y symbols, exactly as the encoder had them, and mu."""
         gain, inv_gain = self.gains(quality)
         return Lockstep(lambda io, _: self._latents(io, gain, inv_gain, h, w), name="tile").pop(Decoder(data))
-
-
-# --- weights: training state <-> shipped state ------------------------------------------
-
-
-def float_state(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The float32 network state held in a shipped weights file (h_s dequantized)."""
-    state = {k: v.float() for k, v in weights.items() if not k.startswith("h_s.") and k not in ("z_pmf", "z_median_q")}
-    state.update(dequantize_hyper_synthesis({k: v for k, v in weights.items() if k.startswith("h_s.")}))
-    return state
-
-
-@torch.no_grad()
-def export_weights(net: VariableRateHyperprior) -> dict[str, torch.Tensor]:
-    """Shipped weights from a trained network: float16 convolutions, float32 GDN and
-    entropy-bottleneck parameters, the integer h_s and the z probability tables."""
-    out = {}
-    for k, v in net.state_dict().items():
-        top = k.split(".")[0]
-        if top in ("g_a", "g_s", "h_a"):
-            half = v.dim() == 4  # conv kernels; GDN's reparametrized beta/gamma stay float32
-            out[k] = v.half() if half else v.float()
-        elif top in ("context", "ep"):  # a context model's exact layers (float32: they are small)
-            out[k] = v.float()
-        elif top == "entropy_bottleneck" and "._" not in k and not k.startswith("entropy_bottleneck._"):
-            out[k] = v.float()
-    out.update(quantize_hyper_synthesis(net.h_s))
-    eb = net.entropy_bottleneck
-    medians = eb._get_medians().detach().double().squeeze()  # (N,)
-    median_q = torch.round(medians * 2**ACT_BITS)
-    grid = torch.arange(-Z_HALF_RANGE, Z_HALF_RANGE + 1, dtype=torch.double)
-    values = (median_q[:, None] / 2**ACT_BITS + grid[None, :]).float()[:, None, :]
-    pmf, _, _ = eb._likelihood(values)
-    out["z_pmf"] = pmf[:, 0, :].float().clamp_min(0).contiguous()
-    out["z_median_q"] = median_q.to(torch.int64)
-    out["log_gain"] = net.log_gain.detach().float()
-    out["log_inv_gain"] = net.log_inv_gain.detach().float()
-    return {k: v.contiguous() for k, v in out.items()}
 
 
 def default_config(name: str, net: VariableRateHyperprior) -> dict:

@@ -81,15 +81,24 @@ def deconv(cin: int, cout: int, kernel: int = 5, stride: int = 2) -> nn.ConvTran
     return nn.ConvTranspose2d(cin, cout, kernel, stride=stride, output_padding=stride - 1, padding=kernel // 2)
 
 
+def analysis(N: int, M: int) -> nn.Sequential:
+    """Images to M latent channels at 1/16 resolution (four stride-2 convolutions, GDN)."""
+    return nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
+
+
+def synthesis(N: int, M: int) -> nn.Sequential:
+    """M latent channels at 1/16 resolution back to images (inverse GDN)."""
+    return nn.Sequential(
+        deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
+        deconv(N, N), GDN(N, inverse=True), deconv(N, 3),
+    )
+
+
 def transforms(N: int, M: int) -> tuple[nn.Sequential, nn.Sequential, nn.Sequential, nn.Sequential]:
     """(g_a, g_s, h_a, h_s) of a mean-scale hyperprior: images to M latent channels at 1/16
     resolution and back; latents to N hyper-latent channels at 1/64 and back to 2M (scales,
     means)."""
-    g_a = nn.Sequential(conv(3, N), GDN(N), conv(N, N), GDN(N), conv(N, N), GDN(N), conv(N, M))
-    g_s = nn.Sequential(
-        deconv(M, N), GDN(N, inverse=True), deconv(N, N), GDN(N, inverse=True),
-        deconv(N, N), GDN(N, inverse=True), deconv(N, 3),
-    )
+    g_a, g_s = analysis(N, M), synthesis(N, M)
     h_a = nn.Sequential(conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), conv(N, N), nn.LeakyReLU(inplace=True), conv(N, N))
     h_s = nn.Sequential(
         deconv(N, M), nn.LeakyReLU(inplace=True), deconv(M, M * 3 // 2), nn.LeakyReLU(inplace=True),

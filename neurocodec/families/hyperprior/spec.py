@@ -28,7 +28,7 @@ class HyperpriorSpec(TrainSpec):
         return {"N": model.N, "M": model.M}
 
     def from_codec(self, config, weights):
-        from .codec import float_state
+        from .weights import float_state
 
         return float_state(weights), {"arch": {"N": config["N"], "M": config["M"]}}
 
@@ -63,6 +63,7 @@ class HyperpriorSpec(TrainSpec):
         return model.entropy_bottleneck.loss()
 
     def export(self, model, info, name):
-        from .codec import default_config, export_weights
+        from .codec import default_config
+        from .weights import export_weights
 
         return default_config(name, model), export_weights(model)
