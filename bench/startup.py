@@ -17,7 +17,8 @@ from pathlib import Path
 
 from PIL import Image
 
-RESULTS = Path(__file__).parent / "results"
+from report import write_table
+
 CLI = [sys.executable, "-m", "neurocodec.cli"]
 
 
@@ -47,20 +48,14 @@ def main() -> None:
             info = median(CLI + ["info", str(blob)], args.runs)
             rows.append((codec, enc, dec, info))
             print(f"{codec}: compress {rows[-1][1]:.2f} s, decompress {rows[-1][2]:.2f} s, info {rows[-1][3]:.2f} s", flush=True)
-    lines = [
-        "# Start-up: a 1x1 PNG through a fresh `neurocodec` process",
-        "",
+    write_table(
+        "startup.md", "Start-up: a 1x1 PNG through a fresh `neurocodec` process",
         f"`python bench/startup.py --runs {args.runs}`: wall seconds, median of {args.runs} runs; "
         f"`python -c 'import torch'` alone takes {torch_import:.2f} s on this machine "
         f"(load average {load:.1f} when it started: other work shares the cores).",
-        "",
-        "| codec | compress s | decompress s | info s |",
-        "|---|---:|---:|---:|",
-        *(f"| {c} | {e:.2f} | {d:.2f} | {i:.2f} |" for c, e, d, i in rows),
-        "",
-    ]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "startup.md").write_text("\n".join(lines))
+        ["<codec", "compress s", "decompress s", "info s"],
+        (f"| {c} | {e:.2f} | {d:.2f} | {i:.2f} |" for c, e, d, i in rows),
+    )
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from report import write_table
+
 EVAL = Path("../shared/data/text/eval")
-RESULTS = Path(__file__).parent / "results"
 
 
 def run(args: list[str]) -> tuple[float, int]:
@@ -46,20 +47,14 @@ def main() -> None:
             bpb = 8 * blob.stat().st_size / n
             rows.append(f"| {mb:g} | {bpb:.3f} | {n / enc / 1e3:.1f} | {n / dec / 1e3:.1f} | {enc_rss >> 10} | {dec_rss >> 10} |")
             print(rows[-1], flush=True)
-    text = [
-        "# Text: speed and memory against size",
-        "",
+    write_table(
+        "text_speed.md", "Text: speed and memory against size",
         f"`python bench/text_speed.py --sizes {args.sizes}`: the six evaluation books, cut or repeated to each "
         "size, through `neurocodec compress` and `decompress` (fresh processes, start-up included), "
         f"2-core CPU, load average {load:.1f} at the start.",
-        "",
-        "| MB | bits per byte | encode kB/s | decode kB/s | encode peak RSS MiB | decode peak RSS MiB |",
-        "|---:|---:|---:|---:|---:|---:|",
-        *rows,
-        "",
-    ]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "text_speed.md").write_text("\n".join(text))
+        ["MB", "bits per byte", "encode kB/s", "decode kB/s", "encode peak RSS MiB", "decode peak RSS MiB"],
+        rows,
+    )
 
 
 if __name__ == "__main__":
