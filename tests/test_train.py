@@ -119,6 +119,7 @@ FAMILY_ARGS = {
     "idf": ["--batch", "2", "--crop", "32"],
     "bitsback": ["--batch", "2", "--crop", "32"],
     "text": ["--batch", "4", "--seq", "32", "--hidden", "32"],
+    "vq": ["--batch", "2", "--crop", "32", "--N", "16", "--dim", "8", "--codes", "16", "--stages", "2"],
 }
 
 

@@ -1,0 +1,143 @@
+"""`vq`: lossy image codec from a residual-VQ VAE whose code indices a learned prior codes.
+
+Coding a tile (at most `tile` x `tile` pixels, replicate-padded to a multiple of 16):
+
+    x --g_a--> z --RVQ, first n stages--> indices (n, h, w)       (encoder only, float)
+    for each stage s < n, on a checkerboard: anchors, then the others,
+        each index under Categorical(IndexPrior(...)) (exact)    (coded with the range coder)
+    x_hat = g_s(sum of the stages' code vectors)                 (float)
+
+The quality picks n, the number of stages (`stages_for`): ceil(quality * S / 100).
+
+Determinism. The decoder must rebuild the prior's distributions exactly. The prior runs in
+neurocodec's exact runtime on the code vectors rounded to its fixed-point grid, and its
+logits become probabilities through the fixed exp table (`exact.probabilities`), so they are
+the same on every machine. g_a and g_s run in ordinary float arithmetic: a reconstructed
+pixel may differ by one level between machines or thread counts; the indices, and so the
+file, never do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ... import exact, limits, registry
+from ...compose import LikelihoodCodec, Lockstep
+from ...entropy import Categorical
+from .net import STRIDE, VQVAE, checkerboard
+
+TRAINING_ONLY = ("rvq.ema_count", "rvq.ema_sum", "rvq.started")  # the codebooks' running sums: not shipped
+MAX_TILE = 2048  # the largest tile a file may ask for (the synthesis runs on a whole tile)
+
+
+def stages_for(quality: int, stages: int) -> int:
+    """How many RVQ stages code an image at `quality` (1..100): 1 to `stages`, evenly."""
+    return max(1, min(stages, math.ceil(quality * stages / 100)))
+
+
+@dataclass
+class VQConfig:
+    arch: dict
+    tile: int = 1024
+    default_quality: int = 50
+    bench_qualities: list = field(default_factory=list)
+
+
+@registry.family("vq", spec="neurocodec.families.vq.spec:VQSpec", config=VQConfig)
+class VQCodec(LikelihoodCodec):
+    """Parts are tiles, each one `Lockstep`: the stages' indices, checkerboard by checkerboard."""
+
+    exact = False  # g_a and g_s run in float on all threads; the prior runs in exact mode below
+    parallel_parts = False
+
+    def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
+        super().__init__(config["name"], config=config, weights_digest=weights_digest, lossless=False)
+        self.net = VQVAE(**config["arch"])
+        missing, unexpected = self.net.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+        if unexpected or set(missing) - set(TRAINING_ONLY):
+            raise ValueError(f"vq weights do not fit the network: missing {missing}, unexpected {unexpected}")
+        self.net.eval()
+        self.tile = int(config.get("tile", 1024))
+        self.default_quality = int(config.get("default_quality", 50))
+        self.bench_qualities = tuple(config.get("bench_qualities", ()))
+        self.books_fixed = exact.to_fixed(self.net.rvq.codebooks)  # (S, K, D) on the prior's grid
+
+    def params(self, x, quality: int) -> dict:
+        return {"quality": quality, "tile": self.tile}
+
+    def check_params(self, params: dict) -> dict:
+        limits.header_int(params, "quality", 1, 100, self.name)
+        limits.header_int(params, "tile", 16, MAX_TILE, self.name)
+        return params
+
+    def part_step(self, shapes, params) -> Lockstep:
+        n = stages_for(params["quality"], self.net.stages)
+        h, w = shapes[0][:2]
+        return Lockstep(lambda io, tiles: self._tile(io, n, h, w, tiles), name="tile")
+
+    def _tile(self, io, n: int, h: int, w: int, tiles) -> list[np.ndarray]:
+        hl, wl = -(-h // STRIDE), -(-w // STRIDE)
+        known = None if io.decoding else self.analyse(tiles[0], n)
+        first = checkerboard(hl, wl)
+        mask = first[None, None].double() * exact.ONE
+        before = torch.zeros(1, self.net.dim, hl, wl, dtype=torch.float64)
+        indices = torch.zeros(n, hl, wl, dtype=torch.int64)
+        with torch.no_grad(), exact.exact_mode():
+            for s in range(n):
+                with io.at(f"stage {s}"):
+                    for half, anchors in (("anchors", None), ("others", mask)):
+                        where = first if anchors is None else ~first
+                        if anchors is None:
+                            logits = self.net.prior(before, torch.zeros_like(before), torch.zeros_like(mask), s)
+                        else:
+                            vectors = self._vectors(s, indices[s]) * first
+                            logits = self.net.prior(before, vectors, anchors, s)
+                        probs = exact.probabilities(logits[0].permute(1, 2, 0)[where], dim=1)
+                        with io.at(half):
+                            sym = io.code(Categorical(probs.numpy()), None if known is None else known[s][where].numpy())
+                        indices[s][where] = torch.as_tensor(np.asarray(sym, dtype=np.int64))
+                    before = before + self._vectors(s, indices[s])
+        if not io.decoding:
+            return tiles
+        return [self.synthesize(indices, h, w)]
+
+    def _vectors(self, s: int, idx: torch.Tensor) -> torch.Tensor:
+        """(1, D, h, w) fixed-point code vectors of stage s at the indices idx (h, w)."""
+        return self.books_fixed[s][idx].permute(2, 0, 1)[None]
+
+    @torch.no_grad()
+    def analyse(self, x: np.ndarray, n: int) -> torch.Tensor:
+        """The first n stages' indices (n, h, w) of a tile: what only the encoder has."""
+        h, w = x.shape[:2]
+        t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float() / 255.0
+        t = F.pad(t, (0, -w % STRIDE, 0, -h % STRIDE), mode="replicate")
+        _, indices, _ = self.net.rvq(self.net.g_a(t), n)
+        return indices[:, 0]
+
+    @torch.no_grad()
+    def synthesize(self, indices: torch.Tensor, h: int, w: int) -> np.ndarray:
+        books = self.net.rvq.codebooks
+        z_hat = sum(books[s][indices[s]] for s in range(indices.shape[0])).permute(2, 0, 1)[None]
+        x_hat = self.net.g_s(z_hat)[0, :, :h, :w]
+        return (x_hat.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def default_config(name: str, net: VQVAE) -> dict:
+    stages = net.stages
+    return {
+        "name": name,
+        "family": "vq",
+        "modality": "image",
+        "lossless": False,
+        "arch": {"N": net.N, "dim": net.dim, "codes": net.codes, "stages": stages, "prior_width": net.prior_width},
+        "tile": 1024,
+        "default_quality": 50,
+        # one quality per stage count: the highest that still codes with that many stages
+        "bench_qualities": [math.floor(100 * s / stages) for s in range(1, stages + 1)],
+    }
