@@ -115,7 +115,7 @@ class VQCodec(LikelihoodCodec):
     def analyse(self, x: np.ndarray, n: int) -> torch.Tensor:
         """The first n stages' indices (n, h, w) of a tile: what only the encoder has."""
         h, w = x.shape[:2]
-        t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None].float() / 255.0
+        t = torch.tensor(x).permute(2, 0, 1)[None].float() / 255.0
         t = F.pad(t, (0, -w % STRIDE, 0, -h % STRIDE), mode="replicate")
         _, indices, _ = self.net.rvq(self.net.g_a(t), n)
         return indices[:, 0]

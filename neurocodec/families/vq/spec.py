@@ -82,5 +82,11 @@ class VQSpec(TrainSpec):
     def export(self, model, info, name):
         from .codec import default_config
 
-        weights = {k: v.float().contiguous() for k, v in model.state_dict().items() if k not in TRAINING_ONLY}
+        def shipped(key: str, v: torch.Tensor) -> torch.Tensor:
+            # float16 convolution kernels of g_a and g_s, as the hyperprior ships them; the
+            # codebooks and the prior (exact: rounded from these values) stay float32
+            half = key.split(".")[0] in ("g_a", "g_s") and v.dim() == 4
+            return (v.half() if half else v.float()).contiguous()
+
+        weights = {k: shipped(k, v) for k, v in model.state_dict().items() if k not in TRAINING_ONLY}
         return default_config(name, model), weights
