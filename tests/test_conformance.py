@@ -42,8 +42,10 @@ def test_round_trips(codec):
             assert (out == x) if codec.modality == "text" else np.array_equal(out, x), name
         else:
             assert out.shape == x.shape and out.dtype == np.uint8, name
-            if x.shape[0] * x.shape[1] > 100:
-                assert psnr(out, x) > 22, name
+            if x.shape[0] * x.shape[1] > 100:  # the content comes back, not just its mean colour (the
+                # codecs' own tests bound their quality; a low-rate codec's can be far below 22 dB)
+                flat = np.broadcast_to(x.reshape(-1, 3).mean(0).round().astype(np.uint8), x.shape)
+                assert psnr(out, x) > psnr(flat, x) + 4, name
 
 
 def test_empty_images_are_refused(codec):

@@ -91,13 +91,10 @@ class VQCodec(LikelihoodCodec):
         with torch.no_grad(), exact.exact_mode():
             for s in range(n):
                 with io.at(f"stage {s}"):
-                    for half, anchors in (("anchors", None), ("others", mask)):
-                        where = first if anchors is None else ~first
-                        if anchors is None:
-                            logits = self.net.prior(before, torch.zeros_like(before), torch.zeros_like(mask), s)
-                        else:
-                            vectors = self._vectors(s, indices[s]) * first
-                            logits = self.net.prior(before, vectors, anchors, s)
+                    logits, others = self.net.prior.both_passes(before, s)
+                    for half, where in (("anchors", first), ("others", ~first)):
+                        if half == "others":
+                            logits = others(self._vectors(s, indices[s]) * first, mask)
                         probs = exact.probabilities(logits[0].permute(1, 2, 0)[where], dim=1)
                         with io.at(half):
                             sym = io.code(Categorical(probs.numpy()), None if known is None else known[s][where].numpy())

@@ -116,12 +116,30 @@ class IndexPrior(nn.Module):
             exact.Conv2d(width, codes, 1),
         )
 
+    def _onehot(self, like: torch.Tensor, stage: int) -> torch.Tensor:
+        onehot = torch.zeros(like.shape[0], self.stages, *like.shape[2:], dtype=like.dtype, device=like.device)
+        onehot[:, stage] = exact.ONE if exact.is_exact() else 1.0
+        return onehot
+
     def forward(self, before: torch.Tensor, anchor_vectors: torch.Tensor, mask: torch.Tensor, stage: int) -> torch.Tensor:
         """`mask` (B, 1, h, w) is 1 where `anchor_vectors` holds a code (in exact mode ONE)."""
-        one = exact.ONE if exact.is_exact() else 1.0
-        onehot = torch.zeros(before.shape[0], self.stages, *before.shape[2:], dtype=before.dtype, device=before.device)
-        onehot[:, stage] = one
-        return self.net(torch.cat([before, anchor_vectors, mask, onehot], 1))
+        return self.net(torch.cat([before, anchor_vectors, mask, self._onehot(before, stage)], 1))
+
+    def both_passes(self, before: torch.Tensor, stage: int):
+        """Exact mode, for coding: (the anchors pass's logits, a function from the anchors'
+        vectors and mask to the others pass's logits), equal to `forward`'s but computing the
+        first layer's sum over `before` (most of the work) once for both passes. Integer
+        sums in float64 are exact in any order, so splitting the sum changes no value."""
+        first, rest = self.net[0], self.net[1:]
+        w, b = first.exact_weights()
+        d = before.shape[1]
+        shared = F.conv2d(before, w[:, :d], padding=1) + F.conv2d(self._onehot(before, stage), w[:, 2 * d + 1 :], padding=1)
+
+        def others(anchor_vectors: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            acc = shared + F.conv2d(torch.cat([anchor_vectors, mask], 1), w[:, d : 2 * d + 1], padding=1)
+            return rest(first._round(acc, b))
+
+        return rest(first._round(shared, b)), others
 
 
 class VQVAE(nn.Module):
