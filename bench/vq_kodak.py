@@ -23,6 +23,7 @@ from PIL import Image
 import neurocodec
 from neurocodec import container
 from neurocodec.bench.baselines import get_baseline
+from neurocodec.bench.images import plot_rd
 from neurocodec.bench.metrics import ms_ssim, ms_ssim_db, psnr
 from neurocodec.families.vq.codec import stages_for
 from neurocodec.families.vq.net import STRIDE
@@ -35,11 +36,11 @@ OTHERS = {"context": (1, 5, 10, 20, 35, 50), "jpeg": (1, 3, 5, 8, 12, 20, 30), "
 
 
 def curve(rows: list[tuple], name: str) -> list[tuple[float, float, float]]:
-    """Mean (bpp, PSNR, MS-SSIM dB) per quality of `name`, by rate."""
+    """Mean (bpp, PSNR, MS-SSIM dB) per quality of `name`, by rate (MS-SSIM in dB of its mean)."""
     out = []
     for q in sorted({r[1] for r in rows if r[0] == name}):
         rs = [r for r in rows if r[0] == name and r[1] == q]
-        out.append((np.mean([r[2] for r in rs]), np.mean([r[3] for r in rs]), np.mean([r[4] for r in rs])))
+        out.append((np.mean([r[2] for r in rs]), np.mean([r[3] for r in rs]), ms_ssim_db(np.mean([r[4] for r in rs]))))
     return sorted(out)
 
 
@@ -72,20 +73,21 @@ def main() -> None:
             payload = 8 * sum(len(c) for c in container.unpack(blob).chunks)
             flat = stages_for(q, stages) * math.ceil(x.shape[0] / STRIDE) * math.ceil(x.shape[1] / STRIDE) * log2k
             saving.setdefault(q, []).append(1 - payload / flat)
-            rows.append((args.codec, q, 8 * len(blob) / px, psnr(x, y), ms_ssim_db(ms_ssim(x, y)), enc, dec))
+            rows.append((args.codec, q, 8 * len(blob) / px, psnr(x, y), ms_ssim(x, y), enc, dec))
         for name, (codec, qs) in others.items():
             for q in qs:
                 blob = codec.encode(x, quality=q)
                 y = codec.decode(blob)
-                rows.append((name, q, 8 * len(blob) / px, psnr(x, y), ms_ssim_db(ms_ssim(x, y)), 0.0, 0.0))
+                rows.append((name, q, 8 * len(blob) / px, psnr(x, y), ms_ssim(x, y), 0.0, 0.0))
         print(path.name, flush=True)
-    (RESULTS / "vq_kodak.csv").write_text("codec,quality,bpp,psnr,ms_ssim_db,encode_s,decode_s\n" +
+    (RESULTS / "vq_kodak.csv").write_text("codec,quality,bpp,psnr,ms_ssim,encode_s,decode_s\n" +
                                           "".join(",".join(map(str, r)) + "\n" for r in rows))
     curves = {n: curve(rows, n) for n in others}
     table = []
     for q in qualities:
         rs = [r for r in rows if r[0] == args.codec and r[1] == q]
-        b, p, m = (float(np.mean([r[i] for r in rs])) for i in (2, 3, 4))
+        b, p = (float(np.mean([r[i] for r in rs])) for i in (2, 3))
+        m = ms_ssim_db(float(np.mean([r[4] for r in rs])))
         cells = []
         for n in others:
             v = at_rate(curves[n], b)
@@ -108,9 +110,13 @@ def main() -> None:
         ["quality", "stages", "bpp", "prior saving", "PSNR dB", "MS-SSIM dB",
          *(f"{n} at that bpp" for n in others), "encode / decode s"],
         table,
-        notes=f"Lowest mean rate each other codec reached here: {lows} bpp.",
+        notes=f"Lowest mean rate each other codec reached here: {lows} bpp. MS-SSIM dB is -10 log10(1 - mean "
+              "MS-SSIM). RD curves: `vq_kodak_rd.png`.",
     )
-    print(f"wrote {RESULTS / 'vq_kodak.md'}")
+    plot_rd([{"codec": n, "lossless": False, "bpp": b, "psnr": p, "ms_ssim": 1 - 10 ** (-m / 10)}
+             for n in [args.codec, *others] for b, p, m in curve(rows, n)],
+            RESULTS / "vq_kodak_rd.png", f"Kodak ({args.images} images): {args.codec} against context, JPEG, WebP, AVIF")
+    print(f"wrote {RESULTS / 'vq_kodak.md'} and vq_kodak_rd.png")
 
 
 if __name__ == "__main__":

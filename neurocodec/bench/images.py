@@ -222,7 +222,7 @@ def write_results(rows, summary, out_dir, title: str, prefix: str = "bench", anc
     header, cells = _lossy_table(summary)
     if cells:
         rd = out_dir / f"{prefix}_rd.png"
-        _plot_rd(summary, rd, title)
+        plot_rd(summary, rd, title)
         md += ["## Lossy", "", _markdown(header, cells), ""]
         rates = bd_rates(summary, anchor)
         if len(rates) > 1:
@@ -247,7 +247,9 @@ def _figure(**kwargs):
     return Figure(**kwargs)
 
 
-def _plot_rd(summary, path: Path, title: str) -> None:
+def plot_rd(summary, path: Path, title: str) -> None:
+    """PSNR and MS-SSIM (dB) against bpp of the lossy rows of `summary` (dicts with codec,
+    lossless, bpp, psnr and ms_ssim), one curve per codec."""
     fig = _figure(figsize=(12, 5), layout="constrained")
     ax_psnr, ax_ssim = fig.subplots(1, 2)
     for codec, pts in _curves(summary).items():
