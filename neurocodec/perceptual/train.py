@@ -121,7 +121,7 @@ def export(checkpoint: str | Path, folder: str | Path = WEIGHTS_DIR) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_file(weights, str(folder / WEIGHTS))
-    config = {"arch": {"widths": list(DEFAULT_WIDTHS)}, "weights": WEIGHTS, "features": "mean of the last stage, L2-normalised",
+    config = {"arch": {"widths": list(DEFAULT_WIDTHS)}, "weights": WEIGHTS, "features": "mean over space of the last stage, L2-normalised",
               "features_side": 96, "training": info}
     (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     return folder
