@@ -20,6 +20,16 @@ from .errors import (
     WeightsMismatch,
 )
 
+
+def features(image):
+    """A 1-D float32 vector of unit length describing `image` (an HxWx3 uint8 array or a PIL
+    image), from neurocodec's self-supervised encoder: for search, clustering and reuse
+    (neurocodec.perceptual; torch is imported on the first call)."""
+    from .perceptual import features as _features
+
+    return _features(image)
+
+
 __version__ = "0.1.0"
 __all__ = [
     "CodecNotFound",
@@ -32,6 +42,7 @@ __all__ = [
     "available_codecs",
     "compress",
     "decompress",
+    "features",
     "load_codec",
     "open",
     "register",

@@ -718,6 +718,49 @@ def info(files) -> None:
 
 
 @main.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="write the vectors as an N x D float32 .npy array (rows in the order given) instead of printing them")
+@click.option("-f", "--force", is_flag=True, help="overwrite the output")
+def embed(files, output, force) -> None:
+    """Print each image's feature vector (neurocodec.features): a line per file, its name, a
+    tab and the numbers. A .ncd image is decoded first (embedding without a full decode is
+    not there yet). Cosine similarity (the dot product) finds near copies."""
+    import numpy as np
+
+    from . import api, container
+    from .perceptual import features
+
+    out = Path(output) if output else None
+    if out is not None:
+        _check_output(out, force, out.name)
+    rows = []
+
+    def work(path: str) -> int:
+        data = _read_input(path)
+        label = "<stdin>" if path == "-" else path
+        if container.is_ncd(data):
+            image = api.decompress(data)
+            if not isinstance(image, np.ndarray):
+                raise Failed(f"{label}: holds text, not an image")
+        elif _is_image(path, data):
+            image = _load_image(data, label)
+        else:
+            raise Failed(f"{label}: neither an image nor a .ncd file")
+        v = features(image)
+        rows.append(v)
+        if out is None:
+            click.echo(_printable(label) + "\t" + " ".join(f"{x:.6g}" for x in v))
+        return len(data)
+
+    try:
+        _run_each(files, work)
+    finally:
+        if out is not None and len(rows) == len(files):  # only a complete array is written
+            atomic_write(out, writer=lambda f: np.save(f, np.stack(rows)))
+
+
+@main.command()
 def codecs() -> None:
     """List the installed codecs."""
     from .registry import available_codecs, codec_info

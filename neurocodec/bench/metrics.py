@@ -45,6 +45,14 @@ def ms_ssim(a, b) -> float:
         torch.set_num_threads(threads)
 
 
+def perceptual(a, b) -> float:
+    """neurocodec's LPIPS-style distance from its self-supervised encoder (0 for identical
+    images, larger is worse; neurocodec.perceptual.similarity)."""
+    from ..perceptual import distance
+
+    return distance(*_pair(a, b))
+
+
 def ms_ssim_db(value: float) -> float:
     """MS-SSIM on a dB scale, -10 log10(1 - MS-SSIM), which spreads out the values near 1."""
     return math.inf if value >= 1 else -10 * math.log10(1 - value)
