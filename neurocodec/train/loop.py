@@ -75,10 +75,14 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
     cuda = str(device).startswith("cuda")
     if cuda and spec.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    info = dict(info, arch=spec.arch(model), family=spec.family, batch=batch, crop=crop, data=str(data), **spec.opts)
+    info = dict(info, arch=spec.arch(model), family=spec.family, batch=batch, crop=crop, data=str(data))
     info.setdefault("steps", 0)
     info.setdefault("train_minutes", 0.0)
     add_run(info, device, minutes, lr, world)
+    # the family's options: the architecture is in "arch"; the rest are recorded with each run
+    # (a resumed run's defaults must not overwrite what built the model, e.g. vq --transforms)
+    options = {k: v for k, v in spec.opts.items() if k not in info["arch"]}
+    info["runs"][-1] = dict(info["runs"][-1], **({"options": options} if options else {}))
     torch.manual_seed(seed + info["steps"] + 1000 * rank)
 
     source = _data_source(spec, data, crop, batch, device, seed + info["steps"] + 1000 * rank, rank, world)
