@@ -34,6 +34,12 @@ from .net import STRIDE, VQVAE, checkerboard
 
 TRAINING_ONLY = ("rvq.ema_count", "rvq.ema_sum", "rvq.started")  # the codebooks' running sums: not shipped
 MAX_TILE = 2048  # the largest tile a file may ask for (the synthesis runs on a whole tile)
+# The most pixels a tile may hold per byte of its chunk (LikelihoodCodec.samples_per_chunk_byte).
+# Measured (fuzz/measure_bounds.py --codecs vq --size 1024) with the shipped weights at quality
+# 1 (one stage: the fewest bits), flat images are the most compressible: black 547 pixels a
+# byte, grey 391, white 353 (256 x 256: 512, 364, 349). 2**12 leaves a margin of 7.5; decoding
+# one stage takes about 3 us a pixel, so a chunk asks for at most about 12 ms of work per byte.
+PIXELS_PER_CHUNK_BYTE = 1 << 12
 
 
 def stages_for(quality: int, stages: int) -> int:
@@ -54,7 +60,7 @@ class VQCodec(LikelihoodCodec):
     """Parts are tiles, each one `Lockstep`: the stages' indices, checkerboard by checkerboard."""
 
     exact = False  # g_a and g_s run in float on all threads; the prior runs in exact mode below
-    parallel_parts = False
+    samples_per_chunk_byte = PIXELS_PER_CHUNK_BYTE
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
         super().__init__(config["name"], config=config, weights_digest=weights_digest, lossless=False)
