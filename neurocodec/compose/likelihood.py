@@ -66,6 +66,10 @@ class LikelihoodCodec(Codec):
     # a dask worker), each on one torch thread: set it where coding a part keeps no state on
     # the codec object. The file is the same; the time falls with the cores.
     parallel_parts = False
+    # Lossy files carry a digest of their coded symbols; those of codecs that shipped before
+    # it existed (hyperprior, context) may lack it and still decode. A family first released
+    # with the digest sets this False, so a file without one is refused, not trusted.
+    digest_optional = True
 
     def __init__(self, name: str, step: Callable[[tuple], Step] | None = None, *, modality: str = "image",
                  lossless: bool = True, coder: str | None = None, model=None, tile: int | None = None,
@@ -209,6 +213,8 @@ class LikelihoodCodec(Codec):
         check = _symbols_check(self) if "symbols" in header.params else None
         if "symbols" in header.params and (check is None or not _is_digest(expected, check.digest_size)):
             raise FormatError(f"corrupted .ncd file: invalid '{self.name}' symbols digest")
+        if check is None and not self.digest_optional and _symbols_check(self) is not None:
+            raise FormatError(f"corrupted .ncd file: '{self.name}' files carry a symbols digest, this one has none")
 
         def code(item):
             part, data = item

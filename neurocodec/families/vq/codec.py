@@ -61,6 +61,7 @@ class VQCodec(LikelihoodCodec):
 
     exact = False  # g_a and g_s run in float on all threads; the prior runs in exact mode below
     samples_per_chunk_byte = PIXELS_PER_CHUNK_BYTE
+    digest_optional = False  # every vq file has carried one
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
         super().__init__(config["name"], config=config, weights_digest=weights_digest, lossless=False)
