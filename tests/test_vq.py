@@ -77,17 +77,17 @@ def test_round_trip_file_bits_and_threads(codec, photo_odd):
 def test_the_shared_first_layer_gives_the_prior_s_own_logits(codec):
     """Coding splits the prior's first-layer sum; in exact mode that must be the same integers."""
     from neurocodec import exact
-    from neurocodec.families.vq.net import checkerboard
+    from neurocodec.families.context.net import anchors
 
     torch.manual_seed(1)
     d, h, w = codec.net.dim, 5, 7
     before = exact.to_fixed(torch.randn(1, d, h, w))
-    anchors = exact.to_fixed(torch.randn(1, d, h, w)) * checkerboard(h, w)
-    mask = checkerboard(h, w)[None, None].double() * exact.ONE
+    anchor_vectors = exact.to_fixed(torch.randn(1, d, h, w)) * anchors(before)
+    mask = anchors(before) * exact.ONE
     with torch.no_grad(), exact.exact_mode():
         first, others = codec.net.prior.both_passes(before, 1)
         assert torch.equal(first, codec.net.prior(before, torch.zeros_like(before), torch.zeros_like(mask), 1))
-        assert torch.equal(others(anchors, mask), codec.net.prior(before, anchors, mask, 1))
+        assert torch.equal(others(anchor_vectors, mask), codec.net.prior(before, anchor_vectors, mask, 1))
 
 
 def test_encoder_and_decoder_build_the_same_distributions(codec, photo):

@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from ... import exact, limits, registry
 from ...compose import LikelihoodCodec, Lockstep
 from ...entropy import Categorical
-from .net import STRIDE, VQVAE, checkerboard
+from ..context.net import anchors
+from .net import STRIDE, VQVAE
 
 TRAINING_ONLY = ("rvq.ema_count", "rvq.ema_sum", "rvq.started")  # the codebooks' running sums: not shipped
 MAX_TILE = 2048  # the largest tile a file may ask for (the synthesis runs on a whole tile)
@@ -91,9 +92,9 @@ class VQCodec(LikelihoodCodec):
     def _tile(self, io, n: int, h: int, w: int, tiles) -> list[np.ndarray]:
         hl, wl = -(-h // STRIDE), -(-w // STRIDE)
         known = None if io.decoding else self.analyse(tiles[0], n)
-        first = checkerboard(hl, wl)
-        mask = first[None, None].double() * exact.ONE
         before = torch.zeros(1, self.net.dim, hl, wl, dtype=torch.float64)
+        mask = anchors(before) * exact.ONE
+        first = mask[0, 0].bool()
         indices = torch.zeros(n, hl, wl, dtype=torch.int64)
         with torch.no_grad(), exact.exact_mode():
             for s in range(n):

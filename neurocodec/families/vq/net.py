@@ -28,16 +28,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ... import exact
+from ..context.net import anchors
 from ..hyperprior.layers import analysis, synthesis
 
 STRIDE = 16  # pixels per latent position, each way
-
-
-def checkerboard(h: int, w: int, device=None) -> torch.Tensor:
-    """True at the anchor positions ((row + column) even) of an h x w map."""
-    r = torch.arange(h, device=device)[:, None]
-    c = torch.arange(w, device=device)[None, :]
-    return (r + c) % 2 == 0
 
 
 class ResidualVQ(nn.Module):
@@ -154,8 +148,8 @@ class VQVAE(nn.Module):
         """-log2 p of every index (n, B, h, w) under the prior, both checkerboard passes,
         summed per image (B,); the prior learns from fixed codes (no gradient reaches g_a)."""
         n, b, h, w = indices.shape
-        first = checkerboard(h, w, indices.device)[None, None].to(torch.float32)
         before = torch.zeros(b, self.dim, h, w, device=indices.device)
+        first = anchors(before)
         bits = torch.zeros(b, device=indices.device)
         books = self.rvq.codebooks.detach()
         for s in range(n):
