@@ -98,14 +98,17 @@ class _ExactConv:
             self._exact = (w, b)
         return self._exact
 
-    def _round(self, acc: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+    def _round(self, acc: torch.Tensor, b: torch.Tensor | None, inplace: bool = False) -> torch.Tensor:
+        """The accumulator plus the bias, back on the activation grid (in `acc` itself with
+        `inplace`: a layer's own fresh result). Every step is exact on integers, so doing
+        them in place changes no value."""
         if b is not None:
-            acc = acc + b[None, :, None, None]
-        if not self.clamp:
-            if acc.numel() and acc.abs().max() >= EXACT_LIMIT:
-                raise OverflowError("an exact layer left the exact integer range")
-            return torch.floor(acc * 2.0**-WEIGHT_BITS + 0.5)
-        return torch.floor(acc * 2.0**-WEIGHT_BITS + 0.5).clamp_(-ACT_LIMIT, ACT_LIMIT)
+            acc = acc.add_(b[None, :, None, None]) if inplace else acc + b[None, :, None, None]
+        if not self.clamp and acc.numel() and acc.abs().max() >= EXACT_LIMIT:
+            raise OverflowError("an exact layer left the exact integer range")
+        out = acc.mul_(2.0**-WEIGHT_BITS) if inplace or b is not None else acc * 2.0**-WEIGHT_BITS
+        out.add_(0.5).floor_()
+        return out.clamp_(-ACT_LIMIT, ACT_LIMIT) if self.clamp else out
 
     def forget_exact(self) -> None:
         """Drop the rounded weights (after the float weights changed)."""
@@ -129,8 +132,8 @@ class Conv2d(_ExactConv, nn.Conv2d):
         w, b = self.exact_weights()
         if x.shape[2:] == w.shape[2:] and self.padding in ((0, 0), "valid") and self.groups == 1:
             # one output per input window (a batch of neighbourhoods): a plain matrix product
-            return self._round(F.linear(x.flatten(1), w.flatten(1))[:, :, None, None], b)
-        return self._round(F.conv2d(x, w, None, self.stride, self.padding, self.dilation, self.groups), b)
+            return self._round(F.linear(x.flatten(1), w.flatten(1))[:, :, None, None], b, inplace=True)
+        return self._round(F.conv2d(x, w, None, self.stride, self.padding, self.dilation, self.groups), b, inplace=True)
 
 
 class ConvTranspose2d(_ExactConv, nn.ConvTranspose2d):
@@ -145,14 +148,17 @@ class ConvTranspose2d(_ExactConv, nn.ConvTranspose2d):
             return super().forward(x)
         w, b = self.exact_weights()
         acc = F.conv_transpose2d(x, w, None, self.stride, self.padding, self.output_padding, self.groups, self.dilation)
-        return self._round(acc, b)
+        return self._round(acc, b, inplace=True)
 
 
 def leaky_relu(x: torch.Tensor, slope: float = LEAKY_SLOPE) -> torch.Tensor:
     """LeakyReLU (slope 1/8 unless given), rounded back to the grid in exact mode."""
     if not is_exact():
         return F.leaky_relu(x, slope)
-    return torch.where(x < 0, torch.floor(x * slope + 0.5), x)
+    # max(x, floor(x * slope + 1/2)) is x for integers x >= 0 and the rounded product below
+    # zero, for any slope in [0, 1]: two passes over memory instead of five
+    t = (x * slope).add_(0.5).floor_()
+    return torch.maximum(x, t, out=t)
 
 
 class LeakyReLU(nn.Module):

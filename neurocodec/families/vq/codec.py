@@ -31,7 +31,7 @@ from ... import exact, limits, registry
 from ...compose import LikelihoodCodec, Lockstep
 from ...entropy import Categorical
 from ..context.net import anchors
-from .net import STRIDE, VQVAE
+from .net import STRIDE, VQVAE, IndexPrior
 
 TRAINING_ONLY = ("rvq.ema_count", "rvq.ema_sum", "rvq.started")  # the codebooks' running sums: not shipped
 MAX_TILE = 2048  # the largest tile a file may ask for (the synthesis runs on a whole tile)
@@ -90,40 +90,11 @@ class VQCodec(LikelihoodCodec):
         return Lockstep(lambda io, tiles: self._tile(io, n, h, w, tiles), name="tile")
 
     def _tile(self, io, n: int, h: int, w: int, tiles) -> list[np.ndarray]:
-        hl, wl = -(-h // STRIDE), -(-w // STRIDE)
-        known = None if io.decoding else self.analyse(tiles[0], n)
-        before = torch.zeros(1, self.net.dim, hl, wl, dtype=torch.float64)
-        mask = anchors(before) * exact.ONE
-        first = mask[0, 0].bool()
-        indices = torch.zeros(n, hl, wl, dtype=torch.int64)
-        with torch.no_grad(), exact.exact_mode():
-            for s in range(n):
-                with io.at(f"stage {s}"):
-                    logits, others = self.net.prior.both_passes(before, s)
-                    for half, where in (("anchors", first), ("others", ~first)):
-                        if half == "others":
-                            logits = others(self._vectors(s, indices[s]) * first, mask)
-                        probs = exact.probabilities(logits[0].permute(1, 2, 0)[where], dim=1)
-                        with io.at(half):
-                            sym = io.code(Categorical(probs.numpy()), None if known is None else known[s][where].numpy())
-                        indices[s][where] = torch.as_tensor(np.asarray(sym, dtype=np.int64))
-                    before = before + self._vectors(s, indices[s])
+        known = None if io.decoding else analyse(self.net, tiles[0], n)
+        indices = code_indices(io, self.net.prior, self.books_fixed, n, -(-h // STRIDE), -(-w // STRIDE), known)
         if not io.decoding:
             return tiles
         return [self.synthesize(indices, h, w)]
-
-    def _vectors(self, s: int, idx: torch.Tensor) -> torch.Tensor:
-        """(1, D, h, w) fixed-point code vectors of stage s at the indices idx (h, w)."""
-        return self.books_fixed[s][idx].permute(2, 0, 1)[None]
-
-    @torch.no_grad()
-    def analyse(self, x: np.ndarray, n: int) -> torch.Tensor:
-        """The first n stages' indices (n, h, w) of a tile: what only the encoder has."""
-        h, w = x.shape[:2]
-        t = torch.tensor(x).permute(2, 0, 1)[None].float() / 255.0
-        t = F.pad(t, (0, -w % STRIDE, 0, -h % STRIDE), mode="replicate")
-        _, indices, _ = self.net.rvq(self.net.g_a(t), n)
-        return indices[:, 0]
 
     @torch.no_grad()
     def synthesize(self, indices: torch.Tensor, h: int, w: int) -> np.ndarray:
@@ -131,6 +102,44 @@ class VQCodec(LikelihoodCodec):
         z_hat = sum(books[s][indices[s]] for s in range(indices.shape[0])).permute(2, 0, 1)[None]
         x_hat = self.net.g_s(z_hat)[0, :, :h, :w]
         return (x_hat.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def code_indices(io, prior: IndexPrior, books_fixed: torch.Tensor, n: int, h: int, w: int,
+                 known: torch.Tensor | None) -> torch.Tensor:
+    """Code the first n stages' indices (n, h, w) of a latent map of h x w positions, stage by
+    stage, each on a checkerboard (anchors, then the others), in exact mode; `known` holds
+    the encoder's indices, None when decoding. `books_fixed` (S, K, D): the codebooks on the
+    prior's fixed-point grid. Returns the indices."""
+    def vectors(s: int, idx: torch.Tensor) -> torch.Tensor:  # (1, D, h, w) code vectors of stage s
+        return books_fixed[s][idx].permute(2, 0, 1)[None]
+
+    before = torch.zeros(1, books_fixed.shape[2], h, w, dtype=torch.float64)
+    mask = anchors(before) * exact.ONE
+    first = mask[0, 0].bool()
+    indices = torch.zeros(n, h, w, dtype=torch.int64)
+    with torch.no_grad(), exact.exact_mode():
+        for s in range(n):
+            with io.at(f"stage {s}"):
+                logits, others = prior.both_passes(before, s)
+                for half, where in (("anchors", first), ("others", ~first)):
+                    if half == "others":
+                        logits = others(vectors(s, indices[s]) * first, mask)
+                    probs = exact.probabilities(logits[0].permute(1, 2, 0)[where], dim=1)
+                    with io.at(half):
+                        sym = io.code(Categorical(probs.numpy()), None if known is None else known[s][where].numpy())
+                    indices[s][where] = torch.as_tensor(np.asarray(sym, dtype=np.int64))
+                before = before + vectors(s, indices[s])
+    return indices
+
+
+@torch.no_grad()
+def analyse(net: VQVAE, x: np.ndarray, n: int) -> torch.Tensor:
+    """The first n stages' indices (n, h, w) of an image: what only the encoder has."""
+    h, w = x.shape[:2]
+    t = torch.tensor(x).permute(2, 0, 1)[None].float() / 255.0
+    t = F.pad(t, (0, -w % STRIDE, 0, -h % STRIDE), mode="replicate")
+    _, indices, _ = net.rvq(net.g_a(t), n)
+    return indices[:, 0]
 
 
 def default_config(name: str, net: VQVAE) -> dict:
