@@ -4,10 +4,10 @@ Coding a tile (at most `tile` x `tile` pixels):
 
     x --vq g_a, RVQ--> the first n stages' indices     coded under the vq index prior (exact)
     z_hat = the sum of their code vectors               (fixed point: exact)
-    the four 2x2 phases, each R, G | R, B | R, G        coded under VQLossless's Laplaces (exact)
+    16 phases of 4x4 interlacing, each R, G | R, B | R, G   under VQLossless's Laplaces (exact)
 
-It is the L3C / RC idea: a lossy description first, then the pixels given it, in a dozen
-parallel passes rather than one pass per pixel. `n` (the header's "stages") trades index bits
+It is the L3C / RC idea: a lossy description first, then the pixels given it, in 48 parallel
+passes over 1/16 of the pixels each rather than one pass per pixel. `n` (the header's "stages") trades index bits
 for a sharper condition; the encoder uses the config's `stages`.
 
 Determinism. Every number the coder sees comes from exact layers (neurocodec.exact) on
@@ -28,7 +28,7 @@ from ...compose import LikelihoodCodec, Lockstep
 from ...entropy import DiscretizedLaplace
 from ..vq.codec import TRAINING_ONLY, analyse, code_indices
 from ..vq.net import STRIDE
-from .net import LOG_SCALE_RANGE, PHASES, VQLossless, space_to_depth
+from .net import BLOCK, LEVEL, LOG_SCALE_RANGE, PHASES, VQLossless
 
 MAX_TILE = 2048  # the largest tile a file may ask for (the condition is computed for a whole tile)
 # The most pixels a tile may hold per byte of its chunk (LikelihoodCodec.samples_per_chunk_byte).
@@ -79,31 +79,25 @@ class VQLosslessCodec(LikelihoodCodec):
         known = None if io.decoding else analyse(net.vq, tiles[0], n)  # float layers: exact mode leaves them be
         indices = code_indices(io, net.vq.prior, self.books_fixed, n, hl, wl, known)
         z_hat = sum(self.books_fixed[s][indices[s]] for s in range(n)).permute(2, 0, 1)[None]
-        cond = net.phases.cond(space_to_depth(net.condition(z_hat, n / net.vq.stages)))
-        canvas = torch.zeros(1, 12, 8 * hl, 8 * wl, dtype=torch.float64)  # the pixels coded so far
-        target = None
-        if not io.decoding:
-            full = np.zeros((16 * hl, 16 * wl, 3), dtype=np.int64)
-            full[:h, :w] = tiles[0]
-            target = space_to_depth(torch.from_numpy(full).permute(2, 0, 1)[None]).numpy()
+        cond = net.condition(z_hat, n / net.vq.stages)
+        # the pixels coded so far (exact units, zero elsewhere) and where they are
+        canvas = torch.zeros(1, 4, STRIDE * hl, STRIDE * wl, dtype=torch.float64)
         lo, hi = (v * exact.ONE for v in LOG_SCALE_RANGE)
         for p, (a, b) in enumerate(PHASES):
-            rows, cols = -(-(h - a) // 2), -(-(w - b) // 2)  # this phase's pixels inside the tile
-            features = net.phases.features(cond, canvas, p)
+            rows, cols = max(0, -(-(h - a) // BLOCK)), max(0, -(-(w - b) // BLOCK))  # the phase's pixels in the tile
+            features = net.phases.features(canvas, cond, p)
+            here = canvas[:, :, a::BLOCK, b::BLOCK]  # a view: the phase's pixels, filled channel by channel
             for k in range(3):
-                c = 3 * p + k
-                mean, log_scale = net.phases.head(k, features, canvas[:, 3 * p : c] if k else None)[0, :, :rows, :cols]
+                mean, log_scale = net.phases.head(k, features, here[:, :k] if k else None)[0, :, :rows, :cols]
                 dist = DiscretizedLaplace((128 + mean / exact.ONE * 128).numpy(),
                                           (exact.fixed_exp(log_scale.clamp(lo, hi)) * 128).numpy(), 0, 255)
                 with io.at(f"phase {p} channel {k}"):
-                    sym = io.code(dist, None if target is None else target[0, c, :rows, :cols].ravel())
-                canvas[0, c, :rows, :cols] = (torch.from_numpy(np.asarray(sym, dtype=np.float64)).view(rows, cols) - 128) * (exact.ONE / 128)
+                    sym = io.code(dist, None if io.decoding else tiles[0][a::BLOCK, b::BLOCK, k].ravel())
+                here[0, k, :rows, :cols] = (torch.from_numpy(np.asarray(sym, dtype=np.float64)).view(rows, cols) - 128) * LEVEL
+            here[0, 3, :rows, :cols] = exact.ONE
         if not io.decoding:
             return tiles
-        image = torch.zeros(3, 16 * hl, 16 * wl, dtype=torch.float64)
-        for p, (a, b) in enumerate(PHASES):
-            image[:, a::2, b::2] = canvas[0, 3 * p : 3 * p + 3]
-        return [(image[:, :h, :w] / (exact.ONE / 128) + 128).permute(1, 2, 0).numpy().astype(np.uint8)]
+        return [(canvas[0, :3, :h, :w] / LEVEL + 128).permute(1, 2, 0).numpy().astype(np.uint8)]
 
 
 def default_config(name: str, net: VQLossless, stages: int) -> dict:

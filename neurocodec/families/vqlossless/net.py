@@ -1,17 +1,18 @@
 """The pixel model of `vqlossless`: an image given the code vectors of a trained `vq` codec.
 
     x --vq: g_a, RVQ (first n stages)--> z_hat (the sum of n code vectors, 1/16 of the size)
-    p(x | z_hat) = prod over the four phases of the 2x2 polyphase grid, in the order
-                   (0,0), (1,1), (0,1), (1,0):  p(R) p(G | R) p(B | R, G)  at every pixel of the phase
+    p(x | z_hat) = prod over 16 phases:  p(R) p(G | R) p(B | R, G)  at every pixel of the phase
 
-Each phase is one batch over the whole image, so a picture is 12 network passes at half
-resolution (L3C and RC code the residual of a lossy layer in as few passes; a raster-scan
-model needs one per pixel). A phase sees:
+The image is interlaced in 4 x 4 blocks; a phase is one position of the block in every block,
+coarse to fine as in Adam7 (`PHASES`): the first phase sees only the condition, the next ones
+sparse known pixels two apart, the last half all four neighbours. Each phase is one batch over
+the image, so a picture takes 48 passes of a small network at 1/16 of its pixels, about the
+work of one pass over all of them (L3C and RC code the residual of a lossy layer in a few
+passes; a raster-scan model needs one per pixel). A phase's pixel sees:
 
 - the condition: z_hat upsampled to full resolution by convolutions and pixel shuffles (what
   the vq decoder's synthesis does, here in exact arithmetic and learned for this purpose);
-- the pixels of the phases before it (the 3 x 3 neighbourhood at half resolution reaches their
-  nearest pixels on every side);
+- the known pixels within `RADIUS` of it, and which they are (a strided 5 x 5 convolution);
 - for G and B, the channels of the same pixel coded before.
 
 Every sub-pixel has a discretized Laplace (mean and scale), which constriction codes without a
@@ -30,14 +31,23 @@ from ... import exact
 from ...entropy.losses import laplace_bits
 from ..vq.net import VQVAE
 
-PHASES = ((0, 0), (1, 1), (0, 1), (1, 0))  # coding order of the positions in each 2x2 block
+BLOCK = 4  # the image is interlaced in blocks of 4 x 4 pixels ...
+# ... coded one position of the block at a time, coarse to fine as in PNG's Adam7: each
+# phase is every pixel at that position, so the first phases see sparse neighbours and the
+# last half see all four of theirs
+PHASES = ((0, 0), (2, 2), (0, 2), (2, 0), (1, 1), (3, 3), (1, 3), (3, 1),
+          (0, 1), (2, 3), (0, 3), (2, 1), (1, 0), (3, 2), (1, 2), (3, 0))
+RADIUS = 2  # a phase sees the known pixels within 2 of each of its pixels (a 5 x 5 window)
 LOG_SCALE_RANGE = (-7.0, 3.0)  # of the scale on the (x - 128) / 128 axis: 0.12 to 2,600 levels
 LEVEL = exact.ONE / 128  # one pixel level in exact-mode units
 
 
-def space_to_depth(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, 4C, H/2, W/2): channel block p holds phase PHASES[p]."""
-    return torch.cat([x[:, :, a::2, b::2] for a, b in PHASES], 1)
+def known_mask(phase: int, h: int, w: int, dtype=torch.float32) -> torch.Tensor:
+    """(1, 1, h, w): 1 at the pixels of the phases before `phase`."""
+    block = torch.zeros(BLOCK, BLOCK, dtype=dtype)
+    for a, b in PHASES[:phase]:
+        block[a, b] = 1
+    return block.repeat(-(-h // BLOCK), -(-w // BLOCK))[None, None, :h, :w]
 
 
 class Condition(nn.Module):
@@ -63,43 +73,38 @@ class PhaseModel(nn.Module):
 
     def __init__(self, cond: int, width: int, head: int):
         super().__init__()
-        self.cond = exact.Conv2d(4 * cond, width, 1)  # the condition of the four phases (B, 4*cond, H/2, W/2)
-        self.known = exact.Conv2d(12 + 8, width, 3, padding=1, bias=False)  # known pixels, their mask, the phase
+        k = 2 * RADIUS + 1
+        self.context = exact.Conv2d(4, width, k, stride=BLOCK, bias=False)  # known pixels and their mask
+        self.cond = exact.Conv2d(cond, width, 1, bias=False)  # the condition at the phase's pixels
+        self.phase = exact.Conv2d(len(PHASES), width, 1)  # which phase (one-hot): a bias each
         self.trunk = exact.Conv2d(width, width, 1)
-        self.hidden = nn.ModuleList(exact.Conv2d(width + k, head, 1) for k in range(3))
+        self.hidden = nn.ModuleList(exact.Conv2d(width + c, head, 1) for c in range(3))
         self.out = nn.ModuleList(exact.Conv2d(head, 2, 1) for _ in range(3))
-        self.skip = nn.ModuleList(exact.Conv2d(k, 2, 1, bias=False) for k in (1, 2))  # from R (and G) of the pixel
+        self.skip = nn.ModuleList(exact.Conv2d(c, 2, 1, bias=False) for c in (1, 2))  # from R (and G) of the pixel
         # a linear predictor from the neighbours, there from the first step
-        self.direct = exact.Conv2d(12, 6, 3, padding=1, bias=False)
+        self.direct = exact.Conv2d(4, 6, k, stride=BLOCK, bias=False)
         nn.init.zeros_(self.direct.weight)
         for out in self.out:
             nn.init.constant_(out.bias[1:], -3.0)
 
-    def features(self, cond: torch.Tensor, pixels: torch.Tensor, phase: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(features, the linear path's parameters) of phase `phase`: `cond` is the
-        condition's `self.cond` projection, `pixels` the space-to-depth image (B, 12, H/2, W/2)
-        with the phases from `phase` on zeroed."""
-        b, _, h, w = pixels.shape
-        flags = torch.zeros(b, 8, h, w, dtype=pixels.dtype, device=pixels.device)
-        one = exact.ONE if exact.is_exact() else 1.0
-        flags[:, :phase] = one  # which phases are known
-        flags[:, 4 + phase] = one  # which one is coded
-        x = exact.leaky_relu(cond + self.known(torch.cat([pixels, flags], 1)))
-        return exact.leaky_relu(self.trunk(x)), self.direct(pixels)
+    def features(self, canvas: torch.Tensor, cond: torch.Tensor, phase: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, the linear path's parameters) at the pixels of phase `phase`. `canvas`
+        (B, 4, H, W): the known pixels (zero elsewhere) and the known mask, H and W multiples
+        of BLOCK; `cond` (B, C, H, W): the condition."""
+        a, b = PHASES[phase]
+        window = F.pad(canvas, (RADIUS,) * 4)[:, :, a:, b:]  # window (i, j) centred on (4i + a, 4j + b)
+        onehot = torch.zeros(canvas.shape[0], len(PHASES), canvas.shape[2] // BLOCK, canvas.shape[3] // BLOCK,
+                             dtype=canvas.dtype, device=canvas.device)
+        onehot[:, phase] = exact.ONE if exact.is_exact() else 1.0
+        x = exact.leaky_relu(self.context(window) + self.cond(cond[:, :, a::BLOCK, b::BLOCK]) + self.phase(onehot))
+        return exact.leaky_relu(self.trunk(x)), self.direct(window)
 
     def head(self, k: int, features: tuple[torch.Tensor, torch.Tensor], previous: torch.Tensor | None) -> torch.Tensor:
-        """(B, 2, H/2, W/2) mean and log-scale of channel k given channels 0..k-1 of the pixel."""
+        """(B, 2, H/4, W/4) mean and log-scale of channel k given channels 0..k-1 of the pixel."""
         h, direct = features
         inp = h if previous is None else torch.cat([h, previous], 1)
         out = self.out[k](exact.leaky_relu(self.hidden[k](inp))) + direct[:, 2 * k : 2 * k + 2]
         return out if previous is None else out + self.skip[k - 1](previous)
-
-
-def mask_phases(pixels: torch.Tensor, phase: int) -> torch.Tensor:
-    """The space-to-depth pixels with the phases from `phase` on set to zero (unknown)."""
-    out = pixels.clone()
-    out[:, 3 * phase :] = 0
-    return out
 
 
 class VQLossless(nn.Module):
@@ -128,17 +133,15 @@ class VQLossless(nn.Module):
         """Training: bits per sub-pixel of x (B, 3, H, W) in [0, 1], H and W multiples of 16,
         given the first n stages (the index bits are the vq prior's, not counted here)."""
         levels = torch.round(x * 255)
-        z_hat = self.latent(x, n)
-        cond = self.phases.cond(space_to_depth(self.condition(z_hat, n / self.vq.stages)))
-        pixels = space_to_depth((levels - 128) / 128)
-        target = space_to_depth(levels)
+        pixels = (levels - 128) / 128
+        cond = self.condition(self.latent(x, n), n / self.vq.stages)
         bits = 0.0
-        for p in range(4):
-            f = self.phases.features(cond, mask_phases(pixels, p), p)
-            previous = None
+        for p, (a, b) in enumerate(PHASES):
+            known = known_mask(p, *x.shape[2:]).to(x)
+            f = self.phases.features(torch.cat([pixels * known, known.expand_as(x[:, :1])], 1), cond, p)
+            here, target = pixels[:, :, a::BLOCK, b::BLOCK], levels[:, :, a::BLOCK, b::BLOCK]
             for k in range(3):
-                mean, log_scale = self.phases.head(k, f, previous).split(1, 1)
+                mean, log_scale = self.phases.head(k, f, here[:, :k] if k else None).split(1, 1)
                 scale = torch.exp(log_scale.clamp(*LOG_SCALE_RANGE)) * 128
-                bits = bits + laplace_bits(target[:, 3 * p + k : 3 * p + k + 1], 128 + mean * 128, scale, 0, 255).mean()
-                previous = pixels[:, 3 * p : 3 * p + k + 1]
-        return bits / 12
+                bits = bits + laplace_bits(target[:, k : k + 1], 128 + mean * 128, scale, 0, 255).mean()
+        return bits / (3 * len(PHASES))
