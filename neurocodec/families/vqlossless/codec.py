@@ -30,7 +30,9 @@ from ..vq.codec import TRAINING_ONLY, analyse, code_indices
 from ..vq.net import STRIDE
 from .net import BLOCK, LEVEL, LOG_SCALE_RANGE, PHASES, VQLossless
 
-MAX_TILE = 2048  # the largest tile a file may ask for (the condition is computed for a whole tile)
+# The largest tile a file may ask for: the encoder writes 1024, whose condition and canvas
+# (float64, 12 values a pixel) and the condition's widest layer take about 0.3 GB.
+MAX_TILE = 1024
 # The most pixels a tile may hold per byte of its chunk (LikelihoodCodec.samples_per_chunk_byte).
 # Every sub-pixel costs at least the 2**-24 probability floor of a leaky quantized Laplace, and
 # flat images are the most compressible: measured with fuzz/measure_bounds.py.
@@ -50,6 +52,7 @@ class VQLosslessCodec(LikelihoodCodec):
 
     samples_per_chunk_byte = PIXELS_PER_CHUNK_BYTE
     parallel_parts = True  # a part's coding keeps no state on the codec
+    part_threads = None  # a one-tile image: 48 large passes, where torch's threads pay
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
         super().__init__(config["name"], config=config, weights_digest=weights_digest, lossless=True)
