@@ -120,6 +120,7 @@ FAMILY_ARGS = {
     "bitsback": ["--batch", "2", "--crop", "32"],
     "text": ["--batch", "4", "--seq", "32", "--hidden", "32"],
     "vq": ["--batch", "2", "--crop", "32", "--N", "16", "--dim", "8", "--codes", "16", "--stages", "2"],
+    "perceptual": ["--batch", "2", "--crop", "64", "--N", "16", "--M", "24", "--backbone", ""],
     "vqlossless": ["--batch", "2", "--crop", "32", "--width", "8"],  # on the shipped vq codec
 }
 

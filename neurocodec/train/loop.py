@@ -87,8 +87,8 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
 
     source = _data_source(spec, data, crop, batch, device, seed + info["steps"] + 1000 * rank, rank, world)
     spec.setup(model, source, device)
-    aux = spec.aux_parameters(model)
-    aux_ids = {id(p) for p in aux}
+    aux = spec.aux_parameters(model)  # parameters, or param groups with their own lr
+    aux_ids = {id(p) for g in aux for p in (g["params"] if isinstance(g, dict) else [g])}
     main = [p for p in model.parameters() if id(p) not in aux_ids]
     opt = torch.optim.Adam(main, lr=lr)
     aux_opt = torch.optim.Adam(aux, lr=1e-3) if aux else None

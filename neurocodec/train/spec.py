@@ -67,8 +67,9 @@ class TrainSpec:
         a warm-up where the optimizer is new)."""
         return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
 
-    def aux_parameters(self, model: nn.Module) -> list[nn.Parameter]:
-        """Parameters trained by their own optimizer on `aux_loss` (none by default)."""
+    def aux_parameters(self, model: nn.Module) -> list:
+        """Parameters trained by their own optimizer (Adam, lr 1e-3) on `aux_loss`, after each
+        step of the main one (none by default); or param groups ({"params": [...], "lr": ...})."""
         return []
 
     def aux_loss(self, model: nn.Module) -> torch.Tensor:

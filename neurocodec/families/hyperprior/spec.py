@@ -41,11 +41,7 @@ class HyperpriorSpec(TrainSpec):
 
     def loss(self, model, x, frac):
         levels = unwrap(model).levels
-        level = torch.rand(x.shape[0], device=x.device) * (levels - 1)
-        lo = level.floor().long().clamp(max=levels - 2)
-        a = level - lo
-        log_lambdas = torch.tensor(LAMBDAS, device=x.device).log()
-        lam = ((1 - a) * log_lambdas[lo] + a * log_lambdas[lo + 1]).exp()
+        level, lam = rate_levels(x.shape[0], levels - 1, levels, x.device)
         out = model(x, level)
         bits = sum(-torch.log2(l).flatten(1).sum(1) for l in out["likelihoods"].values())
         bpp = bits / (x.shape[2] * x.shape[3])
@@ -67,3 +63,13 @@ class HyperpriorSpec(TrainSpec):
         from .weights import export_weights
 
         return default_config(name, model), export_weights(model)
+
+
+def rate_levels(n: int, top: float, levels: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """n continuous rate levels drawn uniformly in [0, top], and their lambdas: the trained
+    lambdas interpolated geometrically, as the gains are."""
+    level = torch.rand(n, device=device) * top
+    lo = level.floor().long().clamp(max=levels - 2)
+    a = level - lo
+    log_lambdas = torch.tensor(LAMBDAS, device=device).log()
+    return level, ((1 - a) * log_lambdas[lo] + a * log_lambdas[lo + 1]).exp()
