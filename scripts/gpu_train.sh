@@ -6,7 +6,8 @@
 #   bash scripts/gpu_train.sh FAMILY MINUTES SHARD [extra train options...]
 #
 # Resumes from /tmp/ckpt-FAMILY if this machine still has it, else from .gpuckpt/FAMILY (a
-# returned checkpoint carried back), else from the shipped codec FAMILY. DEVICE=cpu rehearses it.
+# returned checkpoint carried back), else from the shipped codec FAMILY, else from nothing (a
+# family not shipped yet). DEVICE=cpu rehearses it.
 set -euo pipefail
 family=$1; minutes=$2; shard=$3; shift 3
 out=${OUT:-/tmp/out}
@@ -20,10 +21,11 @@ export PYTHONPATH="$site:$PWD"
 ckpt=/tmp/ckpt-$family
 if [ -f "$ckpt/checkpoint.json" ]; then resume=$ckpt
 elif [ -f ".gpuckpt/$family/checkpoint.json" ]; then resume=.gpuckpt/$family
-else resume=$family; fi
+elif [ -f "codecs/$family/config.json" ]; then resume=$family
+else resume=""; fi  # a family not shipped yet starts as its spec builds it (perceptual: from context)
 device=${DEVICE:-cuda}
-echo "resume from $resume; data $shard; $($py -c 'import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU")')"
-$py -m neurocodec.cli train "$family" --data "$shard" --minutes "$minutes" --out "$ckpt" --resume "$resume" \
+echo "resume from ${resume:-a new model}; data $shard; $($py -c 'import torch; print(torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU")')"
+$py -m neurocodec.cli train "$family" --data "$shard" --minutes "$minutes" --out "$ckpt" ${resume:+--resume "$resume"} \
     --device "$device" "$@"
 mkdir -p "$out/$family"
 cp "$ckpt"/checkpoint* "$out/$family/"
