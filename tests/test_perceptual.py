@@ -111,3 +111,27 @@ def test_embed_refuses_a_non_image(tmp_path):
     proc = run_process("embed", tmp_path / "notes.txt")
     assert_clean_failure(proc, "notes.txt", "neither an image nor a .ncd file")
     assert proc.returncode == 1 and proc.stdout == b""
+
+
+def test_fid_and_kid_measure_how_far_two_feature_distributions_are():
+    from neurocodec.perceptual.realism import fid, kid
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2000, 8)), rng.normal(size=(2000, 8))
+    shifted = rng.normal(size=(2000, 8)) + np.array([1.0, 1.0] + [0.0] * 6)  # |mu|^2 = 2
+    assert fid(a, b) < 0.05
+    assert abs(fid(a, shifted) - 2.0) < 0.2
+    same, spread = kid(a, b)
+    far, _ = kid(a, shifted)
+    assert abs(same) < 3 * spread + 1e-3 and far > 10 * max(spread, 1e-3)
+
+
+def test_realism_features_come_from_256_px_patches_and_their_half_shifted_grid():
+    from neurocodec.perceptual import load_encoder
+    from neurocodec.perceptual.realism import patch_features, patches
+
+    image = np.zeros((512, 768, 3), np.uint8)
+    assert len(patches(image)) == 6 + 2  # 2 x 3, and 1 x 2 shifted by 128 px
+    assert len(patches(image[:200])) == 0  # smaller than a patch: none
+    feats = patch_features([image[:256, :512]], encoder=load_encoder())
+    assert feats.shape == (2, load_encoder().dim)

@@ -43,7 +43,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tuple[tor
 
 def train(args) -> dict:
     torch.manual_seed(args.seed)
-    encoder, head = Encoder(DEFAULT_WIDTHS), ProjectionHead(DEFAULT_WIDTHS[-1])
+    encoder, head = Encoder(args.widths), ProjectionHead(args.widths[-1])
     params = [*encoder.parameters(), *head.parameters()]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
     info = {"steps": 0, "train_minutes": 0.0, "runs": []}
@@ -61,7 +61,8 @@ def train(args) -> dict:
     print(f"{len(images)} photos loaded in {time.time() - t0:.0f}s", flush=True)
     views = TwoViews(images, args.crop, seed=args.seed + info["steps"])
     info.update(data=f"{args.train} + {args.extra} less {HELD_OUT_RULE}", photos=len(images), batch=args.batch,
-                crop=args.crop, side=args.side, temperature=args.temperature)
+                crop=args.crop, side=args.side, temperature=args.temperature,
+                seed=args.seed)
 
     encoder.train(), head.train()
     start = last_save = last_log = time.time()
@@ -106,7 +107,7 @@ def train(args) -> dict:
     return final
 
 
-def export(checkpoint: str | Path, folder: str | Path = WEIGHTS_DIR) -> Path:
+def export(checkpoint: str | Path, folder: str | Path = WEIGHTS_DIR, widths: tuple[int, ...] = DEFAULT_WIDTHS) -> Path:
     """Write the encoder of a checkpoint as `folder`/encoder.safetensors (float16 kernels,
     float32 batch-norm) and `folder`/config.json (architecture and training record)."""
     from safetensors.torch import save_file
@@ -117,11 +118,11 @@ def export(checkpoint: str | Path, folder: str | Path = WEIGHTS_DIR) -> Path:
         if k.startswith("encoder."):
             v = v.contiguous()
             weights[k[8:]] = v.half() if v.dim() == 4 else v.float() if v.is_floating_point() else v
-    Encoder(DEFAULT_WIDTHS).load_state_dict(weights)  # fails loudly on a mismatch
+    Encoder(widths).load_state_dict(weights)  # fails loudly on a mismatch
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_file(weights, str(folder / WEIGHTS))
-    config = {"arch": {"widths": list(DEFAULT_WIDTHS)}, "weights": WEIGHTS, "features": "mean over space of the last stage, L2-normalised",
+    config = {"arch": {"widths": list(widths)}, "weights": WEIGHTS, "features": "mean over space of the last stage, L2-normalised",
               "features_side": 96, "training": info}
     (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     return folder
@@ -139,13 +140,17 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--temperature", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)), help="the five stages' widths")
     ap.add_argument("--log-every", type=float, default=60, help="seconds between log lines")
     ap.add_argument("--export", action="store_true", help="then write the encoder into neurocodec/perceptual/weights")
+    ap.add_argument("--export-to", default="", help="... or into this folder (the FID/KID evaluation encoder: "
+                                                     "neurocodec/perceptual/eval_weights)")
     args = ap.parse_args()
+    args.widths = tuple(int(w) for w in args.widths.split(","))
     if args.minutes > 0:
         train(args)
-    if args.export:
-        print(f"exported to {export(args.out)}")
+    if args.export or args.export_to:
+        print(f"exported to {export(args.out, args.export_to or WEIGHTS_DIR, args.widths)}")
 
 
 if __name__ == "__main__":
