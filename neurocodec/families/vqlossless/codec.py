@@ -28,7 +28,7 @@ from ...compose import LikelihoodCodec, Lockstep
 from ...entropy import DiscretizedLaplace
 from ..vq.codec import TRAINING_ONLY, analyse, code_indices
 from ..vq.net import STRIDE
-from .net import BLOCK, LEVEL, LOG_SCALE_RANGE, PHASES, VQLossless
+from .net import BLOCK, LEVEL, LOG_SCALE_RANGE, PHASES, RADIUS, VQLossless
 
 # The largest tile a file may ask for: the encoder writes 1024, whose condition and canvas
 # (float64, 12 values a pixel) and the condition's widest layer take about 0.3 GB.
@@ -83,12 +83,14 @@ class VQLosslessCodec(LikelihoodCodec):
         indices = code_indices(io, net.vq.prior, self.books_fixed, n, hl, wl, known)
         z_hat = sum(self.books_fixed[s][indices[s]] for s in range(n)).permute(2, 0, 1)[None]
         cond = net.condition(z_hat, n / net.vq.stages)
-        # the pixels coded so far (exact units, zero elsewhere) and where they are
-        canvas = torch.zeros(1, 4, STRIDE * hl, STRIDE * wl, dtype=torch.float64)
+        # the pixels coded so far (exact units, zero elsewhere) and where they are, zero-padded
+        r = RADIUS
+        padded = torch.zeros(1, 4, STRIDE * hl + 2 * r, STRIDE * wl + 2 * r, dtype=torch.float64)
+        canvas = padded[:, :, r:-r, r:-r]
         lo, hi = (v * exact.ONE for v in LOG_SCALE_RANGE)
         for p, (a, b) in enumerate(PHASES):
             rows, cols = max(0, -(-(h - a) // BLOCK)), max(0, -(-(w - b) // BLOCK))  # the phase's pixels in the tile
-            features = net.phases.features(canvas, cond, p)
+            features = net.phases.features(padded, cond, p)
             here = canvas[:, :, a::BLOCK, b::BLOCK]  # a view: the phase's pixels, filled channel by channel
             for k in range(3):
                 mean, log_scale = net.phases.head(k, features, here[:, :k] if k else None)[0, :, :rows, :cols]

@@ -87,17 +87,26 @@ class PhaseModel(nn.Module):
         for out in self.out:
             nn.init.constant_(out.bias[1:], -3.0)
 
-    def features(self, canvas: torch.Tensor, cond: torch.Tensor, phase: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(features, the linear path's parameters) at the pixels of phase `phase`. `canvas`
-        (B, 4, H, W): the known pixels (zero elsewhere) and the known mask, H and W multiples
-        of BLOCK; `cond` (B, C, H, W): the condition."""
+    def features(self, padded: torch.Tensor, cond: torch.Tensor, phase: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(features, the linear path's parameters) at the pixels of phase `phase`. `padded`
+        (B, 4, H + 2R, W + 2R): the known pixels (zero elsewhere) and the known mask, H and W
+        multiples of BLOCK, zero-padded by R = RADIUS; `cond` (B, C, H, W): the condition."""
         a, b = PHASES[phase]
-        window = F.pad(canvas, (RADIUS,) * 4)[:, :, a:, b:]  # window (i, j) centred on (4i + a, 4j + b)
-        onehot = torch.zeros(canvas.shape[0], len(PHASES), canvas.shape[2] // BLOCK, canvas.shape[3] // BLOCK,
-                             dtype=canvas.dtype, device=canvas.device)
-        onehot[:, phase] = exact.ONE if exact.is_exact() else 1.0
-        x = exact.leaky_relu(self.context(window) + self.cond(cond[:, :, a::BLOCK, b::BLOCK]) + self.phase(onehot))
-        return exact.leaky_relu(self.trunk(x)), self.direct(window)
+        context, direct = self._windows(padded[:, :, a:, b:])  # window (i, j) centred on (4i + a, 4j + b)
+        onehot = torch.zeros(padded.shape[0], len(PHASES), 1, 1, dtype=padded.dtype, device=padded.device)
+        onehot[:, phase] = exact.ONE if exact.is_exact() else 1.0  # the same at every pixel: computed once
+        x = exact.leaky_relu(context + self.cond(cond[:, :, a::BLOCK, b::BLOCK]) + self.phase(onehot))
+        return exact.leaky_relu(self.trunk(x)), direct
+
+    def _windows(self, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The context and direct layers over the same windows; in exact mode as one
+        convolution, whose output channels are the same integers as the two layers' own."""
+        if not exact.is_exact():
+            return self.context(window), self.direct(window)
+        (wc, _), (wd, _) = self.context.exact_weights(), self.direct.exact_weights()
+        acc = F.conv2d(window, torch.cat([wc, wd]), stride=BLOCK)
+        n = wc.shape[0]
+        return self.context._round(acc[:, :n], None), self.direct._round(acc[:, n:], None)
 
     def head(self, k: int, features: tuple[torch.Tensor, torch.Tensor], previous: torch.Tensor | None) -> torch.Tensor:
         """(B, 2, H/4, W/4) mean and log-scale of channel k given channels 0..k-1 of the pixel."""
@@ -138,7 +147,8 @@ class VQLossless(nn.Module):
         bits = 0.0
         for p, (a, b) in enumerate(PHASES):
             known = known_mask(p, *x.shape[2:]).to(x)
-            f = self.phases.features(torch.cat([pixels * known, known.expand_as(x[:, :1])], 1), cond, p)
+            canvas = torch.cat([pixels * known, known.expand_as(x[:, :1])], 1)
+            f = self.phases.features(F.pad(canvas, (RADIUS,) * 4), cond, p)
             here, target = pixels[:, :, a::BLOCK, b::BLOCK], levels[:, :, a::BLOCK, b::BLOCK]
             for k in range(3):
                 mean, log_scale = self.phases.head(k, f, here[:, :k] if k else None).split(1, 1)
