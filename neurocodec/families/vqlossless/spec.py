@@ -1,5 +1,6 @@
 """Training of `vqlossless`: maximum likelihood of the pixels given a frozen vq codec's code
-vectors, the stage count drawn at random for each batch (so one model serves every `n`)."""
+vectors, the stage count drawn at random for each batch (so one model serves every `n`), or
+fixed (`--train-stages`, to specialise a trained model for the count the codec ships with)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class VQLosslessSpec(TrainSpec):
     defaults = {"batch": 8, "crop": 128, "lr": 1e-3}
     options = {"vq": ("vq", "the vq codec whose indices condition the pixels (a new model only)"),
                "stages": (4, "the stages the exported codec codes (1 to the vq codec's)"),
+               "train_stages": (0, "train at this stage count only (0: every count, drawn per batch)"),
                "width": (48, "width of the pixel network (a new model only)")}
     autocast = False
 
@@ -44,7 +46,8 @@ class VQLosslessSpec(TrainSpec):
             raise ValueError(f"checkpoint does not fit the vqlossless network: missing {missing}, unexpected {unexpected}")
 
     def loss(self, model, x, frac):
-        n = int(torch.randint(1, unwrap(model).vq.stages + 1, ()).item())  # the loop seeds torch
+        stages = unwrap(model).vq.stages
+        n = min(self.opts["train_stages"], stages) or int(torch.randint(1, stages + 1, ()).item())  # the loop seeds torch
         bpsp = model(x, n)
         return bpsp, {"bpsp": bpsp.item()}
 
