@@ -189,6 +189,22 @@ def file_digest(path: Path) -> bytes:
     return h.digest()
 
 
+def weights_by_digest(name: str, sha256: str) -> dict:
+    """The weights of codec `name` whose file has SHA-256 `sha256` (hex): the installed ones,
+    or the retired copy that kept them. What a codec built on another codec's weights loads
+    (vqlossless on vq), so that retraining the other codec never changes it."""
+    from safetensors.torch import load_file
+
+    folder = codec_folder(name)
+    for candidate in (folder, folder / RETIRED / str(sha256)[:12]):
+        if (candidate / CONFIG).exists() and json.loads((candidate / CONFIG).read_text()).get("weights_sha256") == sha256:
+            path = candidate / WEIGHTS
+            if file_digest(path).hex() != sha256:
+                raise NeurocodecError(f"codec '{name}' is damaged: {path} does not match its SHA-256")
+            return load_file(str(path))
+    raise NeurocodecError(f"the weights {str(sha256)[:12]} of codec '{name}' are not installed")
+
+
 _REGISTERED: dict[str, Codec] = {}
 
 

@@ -3,36 +3,46 @@ trained here for a few seconds on crops of a real photo (the shipped codec runs 
 conformance suite)."""
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
 import torch
 
-from neurocodec import container
+from neurocodec import container, registry
 from neurocodec.errors import FormatError
 from neurocodec.families.vq.spec import VQSpec
 from neurocodec.families.vqlossless.codec import VQLosslessCodec
-from neurocodec.families.vqlossless.net import VQLossless
 from neurocodec.families.vqlossless.spec import VQLosslessSpec
 
 
 @pytest.fixture(scope="module")
-def model(photo):
+def model(photo, tmp_path_factory):
+    """A small pixel model on a small vq codec, installed in a folder of its own (vqlossless
+    loads the vq weights it pins from there)."""
     torch.manual_seed(0)
-    vq = VQSpec(N=16, dim=8, codes=32, stages=3).build({})
-    net = VQLossless(vq={"N": 16, "dim": 8, "codes": 32, "stages": 3, "prior_width": 128}, cond=4, cond_width=16, width=16, head=8)
-    net.vq.load_state_dict({k: v for k, v in vq.state_dict().items() if not k.startswith("g_s.")})
+    vq_spec = VQSpec(N=16, dim=8, codes=32, stages=3)
+    config, weights = vq_spec.export(vq_spec.build({}).eval(), {}, "vq-tiny")
+    root = tmp_path_factory.mktemp("codecs")
+    registry.write_codec_folder(root / "vq-tiny", config, weights)
+    before = os.environ.get("NEUROCODEC_CODECS")
+    os.environ["NEUROCODEC_CODECS"] = str(root)
+    spec = VQLosslessSpec(vq="vq-tiny", width=16)
+    net = spec.build({})
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=3e-3)
     x = torch.from_numpy(photo).permute(2, 0, 1).float() / 255
     rng = np.random.default_rng(0)
-    spec = VQLosslessSpec()
     for _ in range(60):
         rows, cols = rng.integers(0, x.shape[1] - 32, 4), rng.integers(0, x.shape[2] - 32, 4)
         loss, _ = spec.loss(net, torch.stack([x[:, r : r + 32, c : c + 32] for r, c in zip(rows, cols)]), 0.0)
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return net.eval()
+    yield net.eval()
+    if before is None:
+        del os.environ["NEUROCODEC_CODECS"]
+    else:
+        os.environ["NEUROCODEC_CODECS"] = before
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +92,20 @@ def test_a_stage_count_the_model_does_not_have_is_refused(codec, photo, stages):
     header = dataclasses.replace(c.header, params=dict(c.header.params, stages=stages))
     with pytest.raises(FormatError, match="stages"):
         codec.decode(container.pack(header, c.chunks, c.content_digest))
+
+
+def test_the_codec_ships_only_its_pixel_model_and_pins_the_vq_weights(codec, model):
+    """The vq weights are not copied: the codec loads the very file it pins, by SHA-256, and
+    refuses to start when those weights are not installed."""
+    from neurocodec.errors import NeurocodecError
+    from neurocodec.families.vqlossless.codec import VQ_PIN
+
+    config, weights = VQLosslessSpec(vq="vq-tiny").export(model, {}, "vqlossless-test")
+    assert not any(k.startswith("vq.") for k in weights)
+    assert bytes(weights[VQ_PIN].tolist()).hex() == registry.read_config("vq-tiny")["weights_sha256"]
+    for key, value in registry.weights_by_digest("vq-tiny", config["arch"]["vq_weights"]["weights_sha256"]).items():
+        if not key.startswith("g_s."):
+            assert torch.equal(codec.net.vq.state_dict()[key], value.float())
+    weights[VQ_PIN] = torch.zeros(32, dtype=torch.uint8)
+    with pytest.raises(NeurocodecError, match="not installed"):
+        VQLosslessCodec(config, weights, bytes(32))

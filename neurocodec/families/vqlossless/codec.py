@@ -33,6 +33,7 @@ from .net import BLOCK, LEVEL, LOG_SCALE_RANGE, PHASES, RADIUS, VQLossless
 # The largest tile a file may ask for: the encoder writes 1024, whose condition and canvas
 # (float64, 12 values a pixel) and the condition's widest layer take about 0.3 GB.
 MAX_TILE = 1024
+VQ_PIN = "vq_sha256"  # the weights tensor holding the SHA-256 of the vq weights file (32 bytes)
 # The most pixels a tile may hold per byte of its chunk (LikelihoodCodec.samples_per_chunk_byte).
 # Every sub-pixel costs at least the 2**-24 probability floor of a leaky quantized Laplace, and
 # flat images are the most compressible: measured with fuzz/measure_bounds.py.
@@ -57,7 +58,12 @@ class VQLosslessCodec(LikelihoodCodec):
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
         super().__init__(config["name"], config=config, weights_digest=weights_digest, lossless=True)
         self.net = VQLossless(**config["arch"])
-        missing, unexpected = self.net.load_state_dict({k: v.float() for k, v in weights.items()}, strict=False)
+        # the vq parts: the weights file this one pins (part of its digest), wherever it is kept
+        pin = bytes(weights[VQ_PIN].tolist()).hex()
+        vq = registry.weights_by_digest(self.net.vq_weights.get("codec", "vq"), pin)
+        state = {f"vq.{k}": v.float() for k, v in vq.items() if not k.startswith("g_s.")}
+        state |= {k: v.float() for k, v in weights.items() if k != VQ_PIN}
+        missing, unexpected = self.net.load_state_dict(state, strict=False)
         if unexpected or set(missing) - {f"vq.{k}" for k in TRAINING_ONLY}:
             raise ValueError(f"vqlossless weights do not fit the network: missing {missing}, unexpected {unexpected}")
         self.net.eval()

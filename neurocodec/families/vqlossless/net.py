@@ -18,7 +18,8 @@ passes; a raster-scan model needs one per pixel). A phase's pixel sees:
 Every sub-pixel has a discretized Laplace (mean and scale), which constriction codes without a
 table of 256 entries per sub-pixel. All layers are `neurocodec.exact` layers, so the decoder
 rebuilds the same distributions bit for bit; the vq parts (g_a, codebooks, index prior) are
-those of the vq codec it was built from, frozen.
+those of the vq codec it was built from, frozen, and not copied: a vqlossless codec pins
+that codec's weights file by its SHA-256 and loads it (or its retired copy) from there.
 """
 
 from __future__ import annotations
@@ -117,9 +118,11 @@ class PhaseModel(nn.Module):
 
 
 class VQLossless(nn.Module):
-    def __init__(self, vq: dict, cond: int = 8, cond_width: int = 128, width: int = 48, head: int = 32):
+    def __init__(self, vq: dict, cond: int = 8, cond_width: int = 128, width: int = 48, head: int = 32,
+                 vq_weights: dict | None = None):
         super().__init__()
         self.vq_arch = dict(vq)
+        self.vq_weights = dict(vq_weights or {})  # {"codec": name, "weights_sha256": hex}: the vq weights built on
         self.cond_channels, self.cond_width, self.width, self.head_width = cond, cond_width, width, head
         self.vq = VQVAE(**vq)
         self.vq.g_s = nn.Identity()  # only the encoder's analysis, the codebooks and the index prior
@@ -129,7 +132,7 @@ class VQLossless(nn.Module):
 
     def arch(self) -> dict:
         return {"vq": self.vq_arch, "cond": self.cond_channels, "cond_width": self.cond_width,
-                "width": self.width, "head": self.head_width}
+                "width": self.width, "head": self.head_width, "vq_weights": self.vq_weights}
 
     @torch.no_grad()
     def latent(self, x: torch.Tensor, n: int) -> torch.Tensor:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from ... import registry
 from ...train.spec import TrainSpec, unwrap
 from ..vq.codec import TRAINING_ONLY
 from .net import VQLossless
@@ -24,26 +25,42 @@ class VQLosslessSpec(TrainSpec):
 
     def build(self, arch: dict) -> VQLossless:
         if arch:
-            return VQLossless(**arch)
+            return VQLossless(**arch)  # `load` then brings the vq weights
         from ...train.checkpoint import load_codec_folder
 
-        config, weights = load_codec_folder(self.opts["vq"])
+        config, _ = load_codec_folder(self.opts["vq"])
         if config.get("family") != "vq":
             raise ValueError(f"--vq takes a vq codec, not '{self.opts['vq']}'")
-        model = VQLossless(vq=config["arch"], width=self.opts["width"])
-        state = {k: v.float() for k, v in weights.items() if not k.startswith("g_s.")}  # the decoder's synthesis is not needed
-        missing, unexpected = model.vq.load_state_dict(state, strict=False)
-        if unexpected or set(missing) - set(TRAINING_ONLY):
-            raise ValueError(f"'{self.opts['vq']}' does not fit: missing {missing}, unexpected {unexpected}")
+        pin = {"codec": config.get("name", self.opts["vq"]), "weights_sha256": config["weights_sha256"]}
+        model = VQLossless(vq=config["arch"], width=self.opts["width"], vq_weights=pin)
+        self._load_vq(model)
         return model
 
     def arch(self, model) -> dict:
         return model.arch()
 
+    def state(self, model):
+        """The pixel model only: the vq parts are frozen, and come from the pinned vq weights."""
+        return {k: v for k, v in model.state_dict().items() if not k.startswith("vq.")}
+
     def load(self, model, state):
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if unexpected or set(missing) - {f"vq.{k}" for k in TRAINING_ONLY}:
+        missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if not k.startswith("vq.")}, strict=False)
+        if unexpected or any(not k.startswith("vq.") for k in missing):
             raise ValueError(f"checkpoint does not fit the vqlossless network: missing {missing}, unexpected {unexpected}")
+        self._load_vq(model)
+
+    def _load_vq(self, model) -> None:
+        """The pinned vq weights into model.vq, as shipped (a checkpoint's copy may be float16)."""
+        if not model.vq_weights:  # a checkpoint from before pins: the --vq codec's weights
+            from ...train.checkpoint import load_codec_folder
+
+            config, _ = load_codec_folder(self.opts["vq"])
+            model.vq_weights = {"codec": config.get("name", self.opts["vq"]), "weights_sha256": config["weights_sha256"]}
+        vq = registry.weights_by_digest(model.vq_weights["codec"], model.vq_weights["weights_sha256"])
+        missing, unexpected = model.vq.load_state_dict({k: v.float() for k, v in vq.items() if not k.startswith("g_s.")},
+                                                       strict=False)
+        if unexpected or set(missing) - set(TRAINING_ONLY):
+            raise ValueError(f"the pinned vq weights do not fit: missing {missing}, unexpected {unexpected}")
 
     def loss(self, model, x, frac):
         stages = unwrap(model).vq.stages
@@ -52,9 +69,10 @@ class VQLosslessSpec(TrainSpec):
         return bpsp, {"bpsp": bpsp.item()}
 
     def export(self, model, info, name):
-        from .codec import default_config
+        from .codec import VQ_PIN, default_config
 
         stages = min(max(int(self.opts["stages"]), 1), model.vq.stages)
-        weights = {k: (v.half() if k.startswith("vq.g_a.") and v.dim() == 4 else v.float()).contiguous()
-                   for k, v in model.state_dict().items() if k.removeprefix("vq.") not in TRAINING_ONLY}
+        # the pixel model only; the vq weights stay the vq codec's, pinned by their digest
+        weights = {k: v.float().contiguous() for k, v in model.state_dict().items() if not k.startswith("vq.")}
+        weights[VQ_PIN] = torch.tensor(list(bytes.fromhex(model.vq_weights["weights_sha256"])), dtype=torch.uint8)
         return default_config(name, model, stages), weights
