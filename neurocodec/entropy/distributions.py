@@ -12,7 +12,6 @@ import math
 
 import constriction
 import numpy as np
-from scipy.special import expit, log_ndtr
 
 _model = constriction.stream.model
 
@@ -113,6 +112,8 @@ class DiscretizedGaussian(Distribution):
 
     def bits(self, symbols):
         s = np.asarray(symbols, dtype=np.float64).ravel()
+        from scipy.special import log_ndtr  # here: scipy.special takes 0.1-0.2 s to import
+
         return -_bin_log_mass(log_ndtr, s, self.lo, self.hi, self.means, self.scales) / math.log(2)
 
 
@@ -158,6 +159,8 @@ class DiscretizedLogisticMixture(Distribution):
         return self._table
 
     def _compute_table(self, block: int) -> np.ndarray:
+        from scipy.special import expit
+
         edges = np.arange(self.lo - 0.5, self.hi + 1.0, 1.0)  # K + 1 edges
         out = np.empty((self.n, edges.size - 1))
         for i in range(0, self.n, block):
