@@ -43,15 +43,15 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> tuple[tor
 
 def train(args) -> dict:
     torch.manual_seed(args.seed)
-    encoder, head = Encoder(args.widths), ProjectionHead(args.widths[-1])
+    encoder, head = Encoder(args.widths).to(args.device), ProjectionHead(args.widths[-1]).to(args.device)
     params = [*encoder.parameters(), *head.parameters()]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=1e-4)
     info = {"steps": 0, "train_minutes": 0.0, "runs": []}
     fresh = True
     if has_checkpoint(args.out):
         state, info, optim = load_checkpoint(args.out)
-        encoder.load_state_dict({k[8:]: v for k, v in state.items() if k.startswith("encoder.")})
-        head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
+        encoder.load_state_dict({k[8:]: v.float() if v.is_floating_point() else v for k, v in state.items() if k.startswith("encoder.")})
+        head.load_state_dict({k[5:]: v.float() if v.is_floating_point() else v for k, v in state.items() if k.startswith("head.")})
         fresh = not load_optimizer_tensors(opt, optim)
         print(f"resumed from {args.out} at step {info['steps']}", flush=True)
 
@@ -70,20 +70,23 @@ def train(args) -> dict:
 
     def record() -> dict:
         minutes = (time.time() - start) / 60
-        run = {"hardware": "2-core CPU, one thread" if torch.get_num_threads() == 1 else f"CPU, {torch.get_num_threads()} threads",
+        gpu = str(args.device).startswith("cuda")
+        run = {"hardware": torch.cuda.get_device_name() if gpu else
+               "2-core CPU, one thread" if torch.get_num_threads() == 1 else f"CPU, {torch.get_num_threads()} threads",
+               "kind": "gpu_minutes" if gpu else "cpu_minutes",
                "minutes": round(minutes, 2), "steps": step, "lr": args.lr}
         return dict(info, steps=info["steps"] + step, train_minutes=round(info["train_minutes"] + minutes, 2),
                     runs=[*info["runs"], run], last_loss=round(last_loss, 4))
 
     def state() -> dict:
-        return {f"encoder.{k}": v for k, v in encoder.state_dict().items()} | {f"head.{k}": v for k, v in head.state_dict().items()}
+        return {f"encoder.{k}": v.cpu() for k, v in encoder.state_dict().items()} | {f"head.{k}": v.cpu() for k, v in head.state_dict().items()}
 
     while time.time() - start < args.minutes * 60:
         frac = (time.time() - start) / (args.minutes * 60)
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * frac)) * (min(1.0, (step + 1) / WARM_UP) if fresh else 1.0)
         for g in opt.param_groups:
             g["lr"] = lr
-        a, b = views.batch(args.batch)
+        a, b = (v.to(args.device, non_blocking=True) for v in views.batch(args.batch))
         loss, acc = nt_xent(head(encoder(a)), head(encoder(b)), args.temperature)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -140,6 +143,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--temperature", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--widths", default=",".join(map(str, DEFAULT_WIDTHS)), help="the five stages' widths")
     ap.add_argument("--log-every", type=float, default=60, help="seconds between log lines")
     ap.add_argument("--export", action="store_true", help="then write the encoder into neurocodec/perceptual/weights")
