@@ -12,7 +12,8 @@ passes; a raster-scan model needs one per pixel). A phase's pixel sees:
 
 - the condition: z_hat upsampled to full resolution by convolutions and pixel shuffles (what
   the vq decoder's synthesis does, here in exact arithmetic and learned for this purpose);
-- the known pixels within `RADIUS` of it, and which they are (a strided 5 x 5 convolution);
+- the known pixels within `RADIUS` of it, and which they are (a strided 5 x 5 convolution),
+  and how much they vary (`spread`);
 - for G and B, the channels of the same pixel coded before.
 
 Every sub-pixel has a discretized Laplace (mean and scale), which constriction codes without a
@@ -41,6 +42,18 @@ PHASES = ((0, 0), (2, 2), (0, 2), (2, 0), (1, 1), (3, 3), (1, 3), (3, 1),
 RADIUS = 2  # a phase sees the known pixels within 2 of each of its pixels (a 5 x 5 window)
 LOG_SCALE_RANGE = (-7.0, 3.0)  # of the scale on the (x - 128) / 128 axis: 0.12 to 2,600 levels
 LEVEL = exact.ONE / 128  # one pixel level in exact-mode units
+ZERO_INIT = ("phases.activity.weight",)  # layers added later, zero at first: a checkpoint without them resumes as it was
+
+
+def spread(window: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H/4, W/4): max - min of each colour over the known pixels of each window of
+    `window` (B, 4, ...: values and known mask), 0 where none is known. Exact on integers."""
+    values, known = window[:, :3], window[:, 3:] > 0
+    far = 2.0**30  # beyond any value, in either mode
+    k = 2 * RADIUS + 1
+    hi = F.max_pool2d(torch.where(known, values, -far), k, stride=BLOCK)
+    lo = -F.max_pool2d(torch.where(known, -values, -far), k, stride=BLOCK)
+    return (hi - lo).clamp_(min=0)
 
 
 def known_mask(phase: int, h: int, w: int, dtype=torch.float32) -> torch.Tensor:
@@ -85,6 +98,12 @@ class PhaseModel(nn.Module):
         # a linear predictor from the neighbours, there from the first step
         self.direct = exact.Conv2d(4, 6, k, stride=BLOCK, bias=False)
         nn.init.zeros_(self.direct.weight)
+        # how much the known neighbours vary, per colour (max - min): the error-energy context
+        # of CALIC and LOCO-I, which says how wide a pixel's distribution is, given outright
+        # rather than learned from scratch. Zero at first, so a model trained before it was
+        # added resumes unchanged (ZERO_INIT).
+        self.activity = exact.Conv2d(3, width, 1, bias=False)
+        nn.init.zeros_(self.activity.weight)
         for out in self.out:
             nn.init.constant_(out.bias[1:], -3.0)
 
@@ -93,10 +112,12 @@ class PhaseModel(nn.Module):
         (B, 4, H + 2R, W + 2R): the known pixels (zero elsewhere) and the known mask, H and W
         multiples of BLOCK, zero-padded by R = RADIUS; `cond` (B, C, H, W): the condition."""
         a, b = PHASES[phase]
-        context, direct = self._windows(padded[:, :, a:, b:])  # window (i, j) centred on (4i + a, 4j + b)
+        window = padded[:, :, a:, b:]  # window (i, j) centred on (4i + a, 4j + b)
+        context, direct = self._windows(window)
         onehot = torch.zeros(padded.shape[0], len(PHASES), 1, 1, dtype=padded.dtype, device=padded.device)
         onehot[:, phase] = exact.ONE if exact.is_exact() else 1.0  # the same at every pixel: computed once
-        x = exact.leaky_relu(context + self.cond(cond[:, :, a::BLOCK, b::BLOCK]) + self.phase(onehot))
+        x = context + self.cond(cond[:, :, a::BLOCK, b::BLOCK]) + self.phase(onehot) + self.activity(spread(window))
+        x = exact.leaky_relu(x)
         return exact.leaky_relu(self.trunk(x)), direct
 
     def _windows(self, window: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

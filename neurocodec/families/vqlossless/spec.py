@@ -9,7 +9,7 @@ import torch
 from ... import registry
 from ...train.spec import TrainSpec, unwrap
 from ..vq.codec import TRAINING_ONLY
-from .net import VQLossless
+from .net import ZERO_INIT, VQLossless
 
 ARCH_KEYS = ("cond", "cond_width", "width", "head")
 
@@ -45,7 +45,7 @@ class VQLosslessSpec(TrainSpec):
 
     def load(self, model, state):
         missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if not k.startswith("vq.")}, strict=False)
-        if unexpected or any(not k.startswith("vq.") for k in missing):
+        if unexpected or any(not k.startswith("vq.") and k not in ZERO_INIT for k in missing):
             raise ValueError(f"checkpoint does not fit the vqlossless network: missing {missing}, unexpected {unexpected}")
         self._load_vq(model)
 
