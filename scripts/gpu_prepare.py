@@ -3,7 +3,9 @@
 - `.whl/`: the wheels the GPU machine lacks (compressai, constriction, pytorch-msssim from
   ../shared/gpu/wheels, and click from the package registry);
 - `.gpudata/shard-N/`: the training photos (images/train and images/extra, never Kodak) in
-  shards of about 25 MiB, each small enough to carry with the working tree.
+  shards of about 25 MiB, each small enough to carry with the working tree;
+- `.gpudata/kodak/`: the Kodak images, for the GPU-encode / CPU-decode check
+  (scripts/gpu_determinism.py), never for training.
 
 Both folders are ignored by git.
 
@@ -56,6 +58,8 @@ def main() -> None:
     args = ap.parse_args()
     wheels(ROOT / ".whl")
     made = shards(ROOT / ".gpudata", args.shard_mib)
+    kodak = ROOT / ".gpudata" / "kodak"  # for scripts/gpu_determinism.py: 15 MiB, never trained on
+    shutil.copytree(SHARED / "data" / "images" / "kodak", kodak)
     for s in made:
         n = len(list(s.iterdir()))
         print(f"{s.relative_to(ROOT)}: {n} images, {sum(p.stat().st_size for p in s.iterdir()) / 2**20:.1f} MiB")

@@ -19,6 +19,14 @@ from .net import CheckerboardHyperprior, anchors
 class ContextCodec(HyperpriorCodec):
     network = CheckerboardHyperprior
 
+    def to(self, device) -> "ContextCodec":
+        """As the hyperprior's; the context layers, which feed the coder in exact mode, stay on
+        the CPU with h_s (exact float64 on a GPU would depend on its convolution algorithms)."""
+        super().to(device)
+        self.net.context.cpu()
+        self.net.ep.cpu()
+        return self
+
     def _latents(self, io, gain, inv_gain, h: int, w: int, known=None) -> tuple[torch.Tensor, ...]:
         z_sym = self._code_z(io, h, w, known)
         self._gain = gain

@@ -39,8 +39,11 @@ class CheckerboardHyperprior(VariableRateHyperprior):
     def refine(self, hyper: torch.Tensor, y_hat_anchors: torch.Tensor) -> torch.Tensor:
         """The correction to (scales, means) at the non-anchor positions, from the hyperprior's
         output and the decoded anchors (zero elsewhere); zero at the anchors."""
+        where = hyper.device
+        here = self.context.weight.device  # the CPU in a codec moved to a GPU (`ContextCodec.to`)
+        hyper, y_hat_anchors = hyper.to(here), y_hat_anchors.to(here)
         delta = self.ep(torch.cat([hyper, self.context(y_hat_anchors)], 1))
-        return delta * (1 - anchors(delta))
+        return (delta * (1 - anchors(delta))).to(where)
 
     def quantized(self, hyper, y_g, gain, inv_gain, quantize):
         """As the hyperprior's, in two passes: the anchors around the hyperprior's means, then
