@@ -109,3 +109,23 @@ def test_the_codec_ships_only_its_pixel_model_and_pins_the_vq_weights(codec, mod
     weights[VQ_PIN] = torch.zeros(32, dtype=torch.uint8)
     with pytest.raises(NeurocodecError, match="not installed"):
         VQLosslessCodec(config, weights, bytes(32))
+
+
+def test_a_pinned_weights_file_is_found_where_retraining_retired_it(tmp_path, monkeypatch):
+    """Retraining the vq codec moves its old weights to retired/<digest>/; a codec that pins
+    them still finds them there, and no other weights under that name."""
+    from neurocodec.errors import NeurocodecError
+
+    monkeypatch.setenv("NEUROCODEC_CODECS", str(tmp_path))
+    spec = VQSpec(N=8, dim=4, codes=4, stages=1)
+    first_config, first = spec.export(spec.build({}).eval(), {}, "vq-pinned")
+    registry.write_codec_folder(tmp_path / "vq-pinned", first_config, first)
+    old = registry.read_config("vq-pinned")["weights_sha256"]
+    torch.manual_seed(1)
+    second_config, second = spec.export(spec.build({}).eval(), {}, "vq-pinned")
+    registry.write_codec_folder(tmp_path / "vq-pinned", second_config, second)  # retires the first
+    assert registry.read_config("vq-pinned")["weights_sha256"] != old
+    found = registry.weights_by_digest("vq-pinned", old)
+    assert all(torch.equal(found[k], first[k]) for k in first)
+    with pytest.raises(NeurocodecError, match="not installed"):
+        registry.weights_by_digest("vq-pinned", "0" * 64)
