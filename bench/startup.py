@@ -35,7 +35,7 @@ def median(cmd: list[str], runs: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--codecs", default="context,hyperprior,pixelcnn,idf,bitsback")
+    ap.add_argument("--codecs", default="context,hyperprior,vq,pixelcnn,idf,bitsback,vqlossless")
     args = ap.parse_args()
     rows, load = [], os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as d:

@@ -5,7 +5,8 @@
 - `.gpudata/shard-N/`: the training photos (images/train and images/extra, never Kodak) in
   shards of about 25 MiB, each small enough to carry with the working tree;
 - `.gpudata/kodak/`: the Kodak images, for the GPU-encode / CPU-decode check
-  (scripts/gpu_determinism.py), never for training.
+  (scripts/gpu_determinism.py), never for training;
+- `.gpudata/text/train.txt.xz`: the text model's training set.
 
 Both folders are ignored by git.
 
@@ -59,7 +60,10 @@ def main() -> None:
     wheels(ROOT / ".whl")
     made = shards(ROOT / ".gpudata", args.shard_mib)
     kodak = ROOT / ".gpudata" / "kodak"  # for scripts/gpu_determinism.py: 15 MiB, never trained on
-    shutil.copytree(SHARED / "data" / "images" / "kodak", kodak)
+    shutil.copytree(SHARED / "data" / "images" / "kodak", kodak, dirs_exist_ok=True)
+    text = ROOT / ".gpudata" / "text"  # the text model's training set (26 MiB), carried on its own
+    text.mkdir(exist_ok=True)
+    shutil.copy2(SHARED / "data" / "text" / "train.txt.xz", text / "train.txt.xz")
     for s in made:
         n = len(list(s.iterdir()))
         print(f"{s.relative_to(ROOT)}: {n} images, {sum(p.stat().st_size for p in s.iterdir()) / 2**20:.1f} MiB")
