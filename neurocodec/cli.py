@@ -724,12 +724,15 @@ def info(files) -> None:
 @click.option("-f", "--force", is_flag=True, help="overwrite the output")
 def embed(files, output, force) -> None:
     """Print each image's feature vector (neurocodec.features): a line per file, its name, a
-    tab and the numbers. A .ncd image is decoded first (embedding without a full decode is
-    not there yet). Cosine similarity (the dot product) finds near copies."""
+    tab and the numbers. A .ncd image is embedded from its coded latent where its codec has a
+    head for it (vq: no pixels are decoded), else decoded first. Cosine similarity (the dot
+    product) finds near copies."""
     import numpy as np
 
-    from . import api, container
+    from . import container
+    from .errors import InputError
     from .perceptual import features
+    from .perceptual.latent import embed_file
 
     out = Path(output) if output else None
     if out is not None:
@@ -740,14 +743,14 @@ def embed(files, output, force) -> None:
         data = _read_input(path)
         label = "<stdin>" if path == "-" else path
         if container.is_ncd(data):
-            image = api.decompress(data)
-            if not isinstance(image, np.ndarray):
-                raise Failed(f"{label}: holds text, not an image")
+            try:
+                v = embed_file(data)
+            except InputError:
+                raise Failed(f"{label}: holds text, not an image") from None
         elif _is_image(path, data):
-            image = _load_image(data, label)
+            v = features(_load_image(data, label))
         else:
             raise Failed(f"{label}: neither an image nor a .ncd file")
-        v = features(image)
         rows.append(v)
         if out is None:
             click.echo(_printable(label) + "\t" + " ".join(f"{x:.6g}" for x in v))

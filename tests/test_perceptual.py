@@ -135,3 +135,31 @@ def test_realism_features_come_from_256_px_patches_and_their_half_shifted_grid()
     assert len(patches(image[:200])) == 0  # smaller than a patch: none
     feats = patch_features([image[:256, :512]], encoder=load_encoder())
     assert feats.shape == (2, load_encoder().dim)
+
+
+def test_a_vq_file_is_embedded_from_its_latent_without_decoding_pixels(monkeypatch):
+    """The head maps the decoded latent into the pixel features' space (cosine with the
+    original's vector well above what other photos score), and no pixel is synthesized."""
+    from neurocodec.families.vq.codec import VQCodec
+    from neurocodec.perceptual.latent import embed_file
+
+    x, other = load("kodim05_crop.png"), load("kodim23_crop.png")
+    blob = neurocodec.compress(x, codec="vq", quality=50)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the image was synthesized")
+
+    monkeypatch.setattr(VQCodec, "synthesize", refuse)
+    v = embed_file(blob)
+    assert v.shape == features(x).shape and abs(float(np.linalg.norm(v)) - 1) < 1e-4
+    assert float(v @ features(x)) > 0.85 and float(v @ features(x)) > float(v @ features(other)) + 0.1
+
+
+def test_the_latent_head_pins_the_shipped_vq_weights():
+    """Retraining vq changes its latent space: the head must be retrained with it (this fails
+    until then; files of other weights are decoded and embedded from pixels meanwhile)."""
+    from neurocodec import registry
+    from neurocodec.perceptual.latent import load_head
+
+    head, pinned = load_head("vq")
+    assert pinned == registry.read_config("vq")["weights_sha256"]

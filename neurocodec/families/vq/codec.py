@@ -27,7 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ... import exact, limits, registry
+from ... import container, exact, limits, registry
+from ...codec import tile_grid
 from ...compose import LikelihoodCodec, Lockstep
 from ...entropy import Categorical
 from ..context.net import anchors
@@ -94,13 +95,41 @@ class VQCodec(LikelihoodCodec):
         indices = code_indices(io, self.net.prior, self.books_fixed, n, -(-h // STRIDE), -(-w // STRIDE), known)
         if not io.decoding:
             return tiles
+        wanted = getattr(self._thread, "latents", None)
+        if wanted is not None:  # `latent`: the tile's z_hat, and no synthesis
+            wanted.append(self.z_hat(indices))
+            return [np.zeros((h, w, 3), dtype=np.uint8)]
         return [self.synthesize(indices, h, w)]
+
+    def latent(self, blob: bytes) -> torch.Tensor:
+        """The latent z_hat (1, D, ceil(H/16), ceil(W/16)) of a vq file's image from its coded
+        indices alone: every check of a full decode (the header, the chunks, the symbols
+        digest), without the synthesis. What `neurocodec.perceptual.latent` embeds."""
+        self._thread.latents = []
+        try:
+            image = self.decode(blob)  # parts are coded in this thread (no parallel_parts)
+            tiles = self._thread.latents
+        finally:
+            del self._thread.latents
+        height, width = image.shape[:2]
+        out = torch.zeros(1, self.net.dim, -(-height // STRIDE), -(-width // STRIDE))
+        for (r, c, _, _), z in zip(tile_grid(height, width, self.tile_of(blob)), tiles):
+            out[:, :, r // STRIDE : r // STRIDE + z.shape[2], c // STRIDE : c // STRIDE + z.shape[3]] = z
+        return out
+
+    @staticmethod
+    def tile_of(blob: bytes) -> int:
+        return int(container.unpack(blob).header.params["tile"])
+
+    @torch.no_grad()
+    def z_hat(self, indices: torch.Tensor) -> torch.Tensor:
+        """(1, D, h, w): the sum of the code vectors at `indices` (n, h, w), in float."""
+        books = self.net.rvq.codebooks
+        return sum(books[s][indices[s]] for s in range(indices.shape[0])).permute(2, 0, 1)[None]
 
     @torch.no_grad()
     def synthesize(self, indices: torch.Tensor, h: int, w: int) -> np.ndarray:
-        books = self.net.rvq.codebooks
-        z_hat = sum(books[s][indices[s]] for s in range(indices.shape[0])).permute(2, 0, 1)[None]
-        x_hat = self.net.g_s(z_hat)[0, :, :h, :w]
+        x_hat = self.net.g_s(self.z_hat(indices))[0, :, :h, :w]
         return (x_hat.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
 
