@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 import neurocodec
 from neurocodec import registry
@@ -36,12 +37,13 @@ def main() -> None:
     base = neurocodec.load_codec(args.codec)
     counts = [int(s) for s in args.stages.split(",")] if args.stages else list(range(1, base.net.vq.stages + 1))
     cls = type(base)
-    codecs = {n: cls(dict(base.config, stages=n), base.net.state_dict(), base.weights_digest) for n in counts}
+    weights = load_file(str(registry.codec_folder(args.codec) / registry.WEIGHTS))
+    codecs = {n: cls(dict(base.config, stages=n), weights, base.weights_digest) for n in counts}
     sums = {n: np.zeros(5) for n in counts}  # bits, index bits, encode s, decode s, sub-pixels
     load, paths = os.getloadavg()[0], sorted(KODAK.glob("kodim*.png"))[: args.images]
     for path in paths:
         x = np.asarray(Image.open(path).convert("RGB"))
-        t = torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255
+        t = torch.from_numpy(x.copy()).permute(2, 0, 1)[None].float() / 255
         for n, codec in codecs.items():
             start = time.perf_counter(); blob = codec.encode(x); enc = time.perf_counter() - start
             start = time.perf_counter(); y = codec.decode(blob); dec = time.perf_counter() - start
@@ -56,7 +58,8 @@ def main() -> None:
         k = len(paths)
         rows.append(f"| {n} | {bits / sub:.4f} | {index_bits / sub:.4f} | {(bits - index_bits) / sub:.4f} "
                     f"| {enc / k:.2f} | {dec / k:.2f} |")
-    how = (f"`python bench/vqlossless_stages.py --images {args.images}` with `{args.codec}` (weights "
+    how = (f"`python bench/vqlossless_stages.py --images {args.images}" + (f" --stages {args.stages}" if args.stages else "")
+           + f"` with `{args.codec}` (weights "
            f"{registry.read_config(args.codec).get('weights_sha256', '')[:12]}), {len(paths)} Kodak images, real files "
            f"decoded back exactly; torch {torch.get_num_threads()} thread(s), load average {load:.1f} at the start. "
            "bpsp: bits per sub-pixel of the whole file; the indices' share from the vq prior's ideal bits.")
