@@ -129,3 +129,21 @@ def test_a_pinned_weights_file_is_found_where_retraining_retired_it(tmp_path, mo
     assert all(torch.equal(found[k], first[k]) for k in first)
     with pytest.raises(NeurocodecError, match="not installed"):
         registry.weights_by_digest("vq-pinned", "0" * 64)
+
+
+def test_training_resumes_from_a_shipped_codec_folder(model, tmp_path):
+    """What `neurocodec train vqlossless --resume vqlossless` (and the GPU recipe) does: the
+    folder's pixel model and its pinned vq weights come back as they were."""
+    from neurocodec.train.loop import resume_state
+
+    spec = VQLosslessSpec(vq="vq-tiny")
+    config, weights = spec.export(model, {}, "vqlossless-test")
+    registry.write_codec_folder(tmp_path / "vqlossless-test", config, weights)
+    state, info, _ = resume_state(spec, str(tmp_path / "vqlossless-test"))
+    again = spec.build(info["arch"])
+    spec.load(again, state)
+    from neurocodec.families.vq.codec import TRAINING_ONLY
+
+    for key, value in model.state_dict().items():
+        if key.removeprefix("vq.") not in TRAINING_ONLY:  # the codebooks' running sums: never shipped
+            assert torch.equal(again.state_dict()[key], value), key

@@ -92,7 +92,7 @@ class VQCodec(LikelihoodCodec):
 
     def _tile(self, io, n: int, h: int, w: int, tiles) -> list[np.ndarray]:
         known = None if io.decoding else analyse(self.net, tiles[0], n)
-        indices = code_indices(io, self.net.prior, self.books_fixed, n, -(-h // STRIDE), -(-w // STRIDE), known)
+        indices, _ = code_indices(io, self.net.prior, self.books_fixed, n, -(-h // STRIDE), -(-w // STRIDE), known)
         if not io.decoding:
             return tiles
         wanted = getattr(self._thread, "latents", None)
@@ -134,11 +134,12 @@ class VQCodec(LikelihoodCodec):
 
 
 def code_indices(io, prior: IndexPrior, books_fixed: torch.Tensor, n: int, h: int, w: int,
-                 known: torch.Tensor | None) -> torch.Tensor:
+                 known: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Code the first n stages' indices (n, h, w) of a latent map of h x w positions, stage by
     stage, each on a checkerboard (anchors, then the others), in exact mode; `known` holds
     the encoder's indices, None when decoding. `books_fixed` (S, K, D): the codebooks on the
-    prior's fixed-point grid. Returns the indices."""
+    prior's fixed-point grid. Returns the indices and the sum of their code vectors on that
+    grid (1, D, h, w)."""
     def vectors(s: int, idx: torch.Tensor) -> torch.Tensor:  # (1, D, h, w) code vectors of stage s
         return books_fixed[s][idx].permute(2, 0, 1)[None]
 
@@ -158,7 +159,7 @@ def code_indices(io, prior: IndexPrior, books_fixed: torch.Tensor, n: int, h: in
                         sym = io.code(Categorical(probs.numpy()), None if known is None else known[s][where].numpy())
                     indices[s][where] = torch.as_tensor(np.asarray(sym, dtype=np.int64))
                 before = before + vectors(s, indices[s])
-    return indices
+    return indices, before
 
 
 @torch.no_grad()

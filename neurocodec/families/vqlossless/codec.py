@@ -26,7 +26,7 @@ import torch
 from ... import exact, limits, registry
 from ...compose import LikelihoodCodec, Lockstep
 from ...entropy import DiscretizedLaplace
-from ..vq.codec import TRAINING_ONLY, analyse, code_indices
+from ..vq.codec import analyse, code_indices
 from ..vq.net import STRIDE
 from .net import BLOCK, LEVEL, LOG_SCALE_RANGE, PHASES, RADIUS, VQLossless
 
@@ -52,7 +52,7 @@ class VQLosslessConfig:
 
 @registry.family("vqlossless", spec="neurocodec.families.vqlossless.spec:VQLosslessSpec", config=VQLosslessConfig)
 class VQLosslessCodec(LikelihoodCodec):
-    """Parts are tiles, each one `Lockstep`: the indices, then the four phases."""
+    """Parts are tiles, each one `Lockstep`: the indices, then the 16 phases."""
 
     samples_per_chunk_byte = PIXELS_PER_CHUNK_BYTE
     parallel_parts = True  # a part's coding keeps no state on the codec
@@ -63,11 +63,9 @@ class VQLosslessCodec(LikelihoodCodec):
         self.net = VQLossless(**config["arch"])
         # the vq parts: the weights file this one pins (part of its digest), wherever it is kept
         pin = bytes(weights[VQ_PIN].tolist()).hex()
-        vq = registry.weights_by_digest(self.net.vq_weights.get("codec", "vq"), pin)
-        state = {f"vq.{k}": v.float() for k, v in vq.items() if not k.startswith("g_s.")}
-        state |= {k: v.float() for k, v in weights.items() if k != VQ_PIN}
-        missing, unexpected = self.net.load_state_dict(state, strict=False)
-        if unexpected or set(missing) - {f"vq.{k}" for k in TRAINING_ONLY}:
+        self.net.load_vq(registry.weights_by_digest(self.net.vq_weights.get("codec", "vq"), pin))
+        missing, unexpected = self.net.load_state_dict({k: v.float() for k, v in weights.items() if k != VQ_PIN}, strict=False)
+        if unexpected or any(not k.startswith("vq.") for k in missing):
             raise ValueError(f"vqlossless weights do not fit the network: missing {missing}, unexpected {unexpected}")
         self.net.eval()
         self.stages = int(config.get("stages", 4))
@@ -89,8 +87,7 @@ class VQLosslessCodec(LikelihoodCodec):
     def _tile(self, io, n: int, h: int, w: int, tiles) -> list[np.ndarray]:
         net, hl, wl = self.net, -(-h // STRIDE), -(-w // STRIDE)
         known = None if io.decoding else analyse(net.vq, tiles[0], n)  # float layers: exact mode leaves them be
-        indices = code_indices(io, net.vq.prior, self.books_fixed, n, hl, wl, known)
-        z_hat = sum(self.books_fixed[s][indices[s]] for s in range(n)).permute(2, 0, 1)[None]
+        _, z_hat = code_indices(io, net.vq.prior, self.books_fixed, n, hl, wl, known)  # z_hat on the fixed grid
         cond = net.condition(z_hat, n / net.vq.stages)
         # the pixels coded so far (exact units, zero elsewhere) and where they are, zero-padded
         r = RADIUS

@@ -31,6 +31,7 @@ from torch import nn
 
 from ... import exact
 from ...entropy.losses import laplace_bits
+from ..vq.codec import TRAINING_ONLY
 from ..vq.net import VQVAE
 
 BLOCK = 4  # the image is interlaced in blocks of 4 x 4 pixels ...
@@ -150,6 +151,13 @@ class VQLossless(nn.Module):
         self.vq.requires_grad_(False)
         self.condition = Condition(self.vq.dim, cond_width, cond)
         self.phases = PhaseModel(cond, width, head)
+
+    def load_vq(self, weights: dict[str, torch.Tensor]) -> None:
+        """A vq codec's weights file into `self.vq`, in float32 (its synthesis is not needed)."""
+        state = {k: v.float() for k, v in weights.items() if not k.startswith("g_s.")}
+        missing, unexpected = self.vq.load_state_dict(state, strict=False)
+        if unexpected or set(missing) - set(TRAINING_ONLY):
+            raise ValueError(f"the pinned vq weights do not fit: missing {missing}, unexpected {unexpected}")
 
     def arch(self) -> dict:
         return {"vq": self.vq_arch, "cond": self.cond_channels, "cond_width": self.cond_width,

@@ -8,11 +8,7 @@ import torch
 
 from ... import registry
 from ...train.spec import TrainSpec, unwrap
-from ..vq.codec import TRAINING_ONLY
 from .net import ZERO_INIT, VQLossless
-
-ARCH_KEYS = ("cond", "cond_width", "width", "head")
-
 
 class VQLosslessSpec(TrainSpec):
     family = "vqlossless"
@@ -39,6 +35,12 @@ class VQLosslessSpec(TrainSpec):
     def arch(self, model) -> dict:
         return model.arch()
 
+    def from_codec(self, config, weights):
+        """A shipped folder: the pixel model, and the pin (also in its arch)."""
+        from .codec import VQ_PIN
+
+        return {k: v.float() for k, v in weights.items() if k != VQ_PIN}, {"arch": dict(config["arch"])}
+
     def state(self, model):
         """The pixel model only: the vq parts are frozen, and come from the pinned vq weights."""
         return {k: v for k, v in model.state_dict().items() if not k.startswith("vq.")}
@@ -49,18 +51,10 @@ class VQLosslessSpec(TrainSpec):
             raise ValueError(f"checkpoint does not fit the vqlossless network: missing {missing}, unexpected {unexpected}")
         self._load_vq(model)
 
-    def _load_vq(self, model) -> None:
-        """The pinned vq weights into model.vq, as shipped (a checkpoint's copy may be float16)."""
-        if not model.vq_weights:  # a checkpoint from before pins: the --vq codec's weights
-            from ...train.checkpoint import load_codec_folder
-
-            config, _ = load_codec_folder(self.opts["vq"])
-            model.vq_weights = {"codec": config.get("name", self.opts["vq"]), "weights_sha256": config["weights_sha256"]}
-        vq = registry.weights_by_digest(model.vq_weights["codec"], model.vq_weights["weights_sha256"])
-        missing, unexpected = model.vq.load_state_dict({k: v.float() for k, v in vq.items() if not k.startswith("g_s.")},
-                                                       strict=False)
-        if unexpected or set(missing) - set(TRAINING_ONLY):
-            raise ValueError(f"the pinned vq weights do not fit: missing {missing}, unexpected {unexpected}")
+    @staticmethod
+    def _load_vq(model) -> None:
+        """The pinned vq weights, as shipped in float32 (a checkpoint's copy may be float16)."""
+        model.load_vq(registry.weights_by_digest(model.vq_weights["codec"], model.vq_weights["weights_sha256"]))
 
     def loss(self, model, x, frac):
         stages = unwrap(model).vq.stages
