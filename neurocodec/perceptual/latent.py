@@ -69,19 +69,17 @@ def embed_file(blob: bytes) -> np.ndarray:
     """The feature vector of a .ncd image: from its latent where the codec has a head for these
     very weights (no synthesis), else from its decoded pixels (`neurocodec.features`)."""
     from .. import api, container, registry
+    from ..errors import InputError
     from .embedding import features
 
-    header = container.unpack(blob).header
-    head = load_head(header.codec) if header.modality == "image" else None
-    if head is not None and hasattr(codec := registry.codec_for(header), "latent") and codec.weights_digest.hex() == head[1]:
-        with torch.inference_mode():
-            return head[0](codec.latent(blob))[0].numpy().astype(np.float32)
-    image = api.decompress(blob)
-    if not isinstance(image, np.ndarray):
-        from ..errors import InputError
-
+    box = container.unpack(blob)
+    if box.header.modality != "image":
         raise InputError("the .ncd file holds text, not an image")
-    return features(image)
+    codec, head = registry.codec_for(box.header), load_head(box.header.codec)
+    if head is not None and hasattr(codec, "latent") and codec.weights_digest.hex() == head[1]:
+        with torch.inference_mode():
+            return head[0](codec.latent(box))[0].numpy().astype(np.float32)
+    return features(api.decode_container(box))
 
 
 def _examples(codec, paths: list[Path]) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -89,18 +87,15 @@ def _examples(codec, paths: list[Path]) -> list[tuple[torch.Tensor, torch.Tensor
     from PIL import Image
 
     from .embedding import features
-    from ..families.vq.net import STRIDE
+    from ..families.vq.codec import analyse
 
     out = []
     for i, path in enumerate(paths):
         x = np.asarray(Image.open(path).convert("RGB"))
         teacher = torch.from_numpy(features(x))
-        t = torch.from_numpy(x.copy()).permute(2, 0, 1)[None].float() / 255
-        t = F.pad(t, (0, -t.shape[3] % STRIDE, 0, -t.shape[2] % STRIDE), mode="replicate")
-        with torch.no_grad():
-            z = codec.net.g_a(t)
-            for n in STAGES:
-                out.append((codec.net.rvq(z, n)[0].half(), teacher))  # float16: 795 photos x 4 counts
+        indices = analyse(codec.net, x, max(STAGES))  # a prefix of the stages is the shorter code
+        for n in STAGES:  # z_hat as the decoder rebuilds it (VQCodec.latent); float16: 795 photos x 4
+            out.append((codec.z_hat(indices[:n]).half(), teacher))
         if i % 100 == 0:
             print(f"{i} / {len(paths)} photos", flush=True)
     return out

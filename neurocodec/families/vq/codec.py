@@ -101,25 +101,22 @@ class VQCodec(LikelihoodCodec):
             return [np.zeros((h, w, 3), dtype=np.uint8)]
         return [self.synthesize(indices, h, w)]
 
-    def latent(self, blob: bytes) -> torch.Tensor:
+    def latent(self, blob: bytes | container.Container) -> torch.Tensor:
         """The latent z_hat (1, D, ceil(H/16), ceil(W/16)) of a vq file's image from its coded
         indices alone: every check of a full decode (the header, the chunks, the symbols
         digest), without the synthesis. What `neurocodec.perceptual.latent` embeds."""
+        box = blob if isinstance(blob, container.Container) else container.unpack(blob)
         self._thread.latents = []
         try:
-            image = self.decode(blob)  # parts are coded in this thread (no parallel_parts)
+            image = self.decode(box)  # parts are coded in this thread (no parallel_parts)
             tiles = self._thread.latents
         finally:
             del self._thread.latents
         height, width = image.shape[:2]
         out = torch.zeros(1, self.net.dim, -(-height // STRIDE), -(-width // STRIDE))
-        for (r, c, _, _), z in zip(tile_grid(height, width, self.tile_of(blob)), tiles):
+        for (r, c, _, _), z in zip(tile_grid(height, width, box.header.params["tile"]), tiles):
             out[:, :, r // STRIDE : r // STRIDE + z.shape[2], c // STRIDE : c // STRIDE + z.shape[3]] = z
         return out
-
-    @staticmethod
-    def tile_of(blob: bytes) -> int:
-        return int(container.unpack(blob).header.params["tile"])
 
     @torch.no_grad()
     def z_hat(self, indices: torch.Tensor) -> torch.Tensor:
