@@ -97,8 +97,8 @@ class VariableRateHyperprior(nn.Module):
         y_g = y * gain
         y_hat_g, scales_g, means_g = self.quantized(self.h_s(z_hat), y_g, gain, inv_gain, straight_through)
         _, y_likelihoods = self.gaussian_conditional(y_g, scales_g, means=means_g)
-        x_hat = self.g_s(y_hat_g * inv_gain)
-        return {"x_hat": x_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+        y_hat = y_hat_g * inv_gain  # also what a conditional discriminator sees (families/perceptual)
+        return {"x_hat": self.g_s(y_hat), "y_hat": y_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
 
 
 def straight_through(v: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,6 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from ..context.net import CheckerboardHyperprior
-from ..hyperprior.net import straight_through
 
 
 class PatchDiscriminator(nn.Module):
@@ -28,7 +27,7 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         self.latent = nn.Sequential(nn.Conv2d(M, latent, 3, padding=1), nn.LeakyReLU(0.2))
         layers, cin = [], 3 + latent
-        for i, cout in enumerate((width, 2 * width, 4 * width, 8 * width)):
+        for cout in (width, 2 * width, 4 * width, 8 * width):
             layers += [spectral_norm(nn.Conv2d(cin, cout, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
             cin = cout
         self.net = nn.Sequential(*layers, nn.Conv2d(cin, 1, 1))
@@ -39,17 +38,8 @@ class PatchDiscriminator(nn.Module):
 
 
 class GenerativeContext(CheckerboardHyperprior):
+    """The context model (its training pass returns y_hat too) and the discriminator."""
+
     def __init__(self, N: int = 96, M: int = 160, levels: int = 9, likelihoods: bool = True, disc_width: int = 64):
         super().__init__(N=N, M=M, levels=levels, likelihoods=likelihoods)
         self.disc = PatchDiscriminator(M, disc_width)
-
-    def forward(self, x: torch.Tensor, level: torch.Tensor) -> dict:
-        """As the context model's training pass, with the quantized latent for the discriminator."""
-        gain, inv_gain = self.gains(level)
-        y = self.g_a(x)
-        z_hat, z_likelihoods = self.entropy_bottleneck(self.h_a(y))
-        y_g = y * gain
-        y_hat_g, scales_g, means_g = self.quantized(self.h_s(z_hat), y_g, gain, inv_gain, straight_through)
-        _, y_likelihoods = self.gaussian_conditional(y_g, scales_g, means=means_g)
-        y_hat = y_hat_g * inv_gain
-        return {"x_hat": self.g_s(y_hat), "y_hat": y_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
