@@ -48,6 +48,14 @@ def load_input(spec: dict):
     return np.ascontiguousarray(photo[r0:r1, c0:c1])
 
 
+def format_suffix(blob: bytes) -> str:
+    """What a file's header says about additions to its codec's format: "-sym" for the digest
+    of the coded symbols (lossy files since 0.1.0+symbols), "-adapt" for vqlossless's
+    calibration to the image. A fixture per format, so each stays covered."""
+    params = neurocodec.container.unpack(blob).header.params
+    return ("-sym" if "symbols" in params else "") + ("-adapt" if params.get("adapt") else "")
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else []
@@ -60,8 +68,7 @@ def main() -> None:
             x = load_input(spec)
             for q in qualities:
                 blob = codec.encode(x, quality=q)
-                sym = "-sym" if "symbols" in neurocodec.container.unpack(blob).header.params else ""
-                stem = f"{name}-{digest}-{case}" + ("" if q is None else f"-q{q}") + sym
+                stem = f"{name}-{digest}-{case}" + ("" if q is None else f"-q{q}") + format_suffix(blob)
                 if f"{stem}.ncd" in have:
                     continue
                 out = codec.decode(blob)

@@ -51,6 +51,13 @@ def codec(model):
     return VQLosslessCodec(config, weights, bytes(32))
 
 
+@pytest.fixture(scope="module")
+def fixed_codec(model):
+    """The same model without calibration to the image (files written before it existed)."""
+    config, weights = VQLosslessSpec(stages=2).export(model, {}, "vqlossless-test")
+    return VQLosslessCodec(dict(config, adapt=False), weights, bytes(32))
+
+
 def test_round_trip_and_threads(codec, photo_odd):
     blob = codec.encode(photo_odd)
     assert np.array_equal(codec.decode(blob), photo_odd)
@@ -61,16 +68,17 @@ def test_round_trip_and_threads(codec, photo_odd):
         torch.set_num_threads(1)
 
 
-def test_file_bits_are_the_training_loss(codec, model, photo):
+def test_file_bits_are_the_training_loss(fixed_codec, model, photo):
     """What training minimizes is what the file costs: the float model's bits for the pixels
-    plus the vq prior's for the indices, within 2 % (the coder runs the exact twin)."""
+    plus the vq prior's for the indices, within 2 % (the coder runs the exact twin), before
+    the calibration to the image (which only the coder does)."""
     crop = photo[:64, :96]
     x = torch.from_numpy(crop).permute(2, 0, 1)[None].float() / 255
     with torch.no_grad():
         pixel_bits = model(x, 2).item() * crop.size
         _, indices, _ = model.vq.rvq(model.vq.g_a(x), 2)
         index_bits = model.vq.prior_bits(indices).item()
-    blob, ideal = codec.measure(crop)
+    blob, ideal = fixed_codec.measure(crop)
     payload = sum(len(c) for c in container.unpack(blob).chunks) * 8
     assert abs(ideal - (pixel_bits + index_bits)) < 0.02 * ideal
     assert ideal <= payload < ideal * 1.01 + 64
@@ -78,6 +86,28 @@ def test_file_bits_are_the_training_loss(codec, model, photo):
 
 def test_encoder_and_decoder_build_the_same_distributions(codec, photo):
     codec.check(photo[:40, :56])  # compose.check: a phase that saw a later one would differ here
+
+
+def test_calibration_to_the_image_saves_bits_and_old_files_keep_decoding(codec, fixed_codec, photo):
+    """A model trained for seconds is far from calibrated on a real photo: calibrating its
+    scales as the image is coded must save bits. A file from before (no "adapt" in its
+    header) decodes as it was written, and its header says so."""
+    crop = photo[:96, :128]
+    adapted, plain = codec.encode(crop), fixed_codec.encode(crop)
+    assert container.unpack(adapted).header.params["adapt"] == 1
+    assert len(adapted) < 0.97 * len(plain)
+    c = container.unpack(plain)
+    old = container.pack(dataclasses.replace(c.header, params={k: v for k, v in c.header.params.items() if k != "adapt"}),
+                         c.chunks, c.content_digest)
+    assert np.array_equal(codec.decode(old), crop) and np.array_equal(codec.decode(plain), crop)
+
+
+@pytest.mark.parametrize("adapt", [2, -1, True, "1", 1.0])
+def test_a_calibration_flag_that_is_not_0_or_1_is_refused(codec, photo, adapt):
+    c = container.unpack(codec.encode(photo[:16, :16]))
+    header = dataclasses.replace(c.header, params=dict(c.header.params, adapt=adapt))
+    with pytest.raises(FormatError, match="adapt"):
+        codec.decode(container.pack(header, c.chunks, c.content_digest))
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 17), (33, 2), (16, 16)])

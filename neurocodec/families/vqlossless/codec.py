@@ -4,7 +4,9 @@ Coding a tile (at most `tile` x `tile` pixels):
 
     x --vq g_a, RVQ--> the first n stages' indices     coded under the vq index prior (exact)
     z_hat = the sum of their code vectors               (fixed point: exact)
-    16 phases of 4x4 interlacing, each R, G | R, B | R, G   under VQLossless's Laplaces (exact)
+    16 phases of 4x4 interlacing, each R, G | R, B | R, G   under VQLossless's Laplaces (exact),
+                                                        their scales calibrated to the image as
+                                                        it is coded (`adapt`, header "adapt": 1)
 
 It is the L3C / RC idea: a lossy description first, then the pixels given it, in 48 parallel
 passes over 1/16 of the pixels each rather than one pass per pixel. `n` (the header's "stages") trades index bits
@@ -28,6 +30,7 @@ from ...compose import LikelihoodCodec, Lockstep
 from ...entropy import DiscretizedLaplace
 from ..vq.codec import analyse, code_indices
 from ..vq.net import STRIDE
+from .adapt import ScaleAdapter
 from .net import BLOCK, LEVEL, LOG_SCALE_RANGE, PHASES, RADIUS, VQLossless
 
 # The largest tile a file may ask for: the encoder writes 1024, whose condition and canvas
@@ -48,6 +51,7 @@ class VQLosslessConfig:
     arch: dict
     stages: int = 4
     tile: int = 1024
+    adapt: bool = True  # calibrate the scales to the image as it is coded (adapt.py)
 
 
 @registry.family("vqlossless", spec="neurocodec.families.vqlossless.spec:VQLosslessSpec", config=VQLosslessConfig)
@@ -70,21 +74,24 @@ class VQLosslessCodec(LikelihoodCodec):
         self.net.eval()
         self.stages = int(config.get("stages", 4))
         self.tile = int(config.get("tile", 1024))
+        self.adapt = bool(config.get("adapt", True))
         self.books_fixed = exact.to_fixed(self.net.vq.rvq.codebooks)
 
     def params(self, x, quality) -> dict:
-        return {"stages": self.stages, "tile": self.tile}
+        return {"stages": self.stages, "tile": self.tile, "adapt": int(self.adapt)}
 
     def check_params(self, params: dict) -> dict:
         limits.header_int(params, "stages", 1, self.net.vq.stages, self.name)
         limits.header_int(params, "tile", 16, MAX_TILE, self.name)
+        if "adapt" in params:  # files written before it have none: no calibration
+            limits.header_int(params, "adapt", 0, 1, self.name)
         return params
 
     def part_step(self, shapes, params) -> Lockstep:
-        n, (h, w) = params["stages"], shapes[0][:2]
-        return Lockstep(lambda io, tiles: self._tile(io, n, h, w, tiles), name="tile")
+        n, (h, w), adapt = params["stages"], shapes[0][:2], bool(params.get("adapt", 0))
+        return Lockstep(lambda io, tiles: self._tile(io, n, h, w, tiles, adapt), name="tile")
 
-    def _tile(self, io, n: int, h: int, w: int, tiles) -> list[np.ndarray]:
+    def _tile(self, io, n: int, h: int, w: int, tiles, adapt: bool) -> list[np.ndarray]:
         net, hl, wl = self.net, -(-h // STRIDE), -(-w // STRIDE)
         known = None if io.decoding else analyse(net.vq, tiles[0], n)  # float layers: exact mode leaves them be
         _, z_hat = code_indices(io, net.vq.prior, self.books_fixed, n, hl, wl, known)  # z_hat on the fixed grid
@@ -94,17 +101,25 @@ class VQLosslessCodec(LikelihoodCodec):
         padded = torch.zeros(1, 4, STRIDE * hl + 2 * r, STRIDE * wl + 2 * r, dtype=torch.float64)
         canvas = padded[:, :, r:-r, r:-r]
         lo, hi = (v * exact.ONE for v in LOG_SCALE_RANGE)
+        adapter = ScaleAdapter(*canvas.shape[2:]) if adapt else None
         for p, (a, b) in enumerate(PHASES):
             rows, cols = max(0, -(-(h - a) // BLOCK)), max(0, -(-(w - b) // BLOCK))  # the phase's pixels in the tile
             features = net.phases.features(padded, cond, p)
             here = canvas[:, :, a::BLOCK, b::BLOCK]  # a view: the phase's pixels, filled channel by channel
             for k in range(3):
                 mean, log_scale = net.phases.head(k, features, here[:, :k] if k else None)[0, :, :rows, :cols]
-                dist = DiscretizedLaplace((128 + mean / exact.ONE * 128).numpy(),
-                                          (exact.fixed_exp(log_scale.clamp(lo, hi)) * 128).numpy(), 0, 255)
+                log_scale = log_scale.clamp(lo, hi)
+                base = scale = exact.fixed_exp(log_scale)
+                if adapter:
+                    contexts = adapter.contexts(k, (a, b), log_scale)
+                    scale = adapter.scale(contexts, base)
+                dist = DiscretizedLaplace((128 + mean / exact.ONE * 128).numpy(), (scale * 128).numpy(), 0, 255)
                 with io.at(f"phase {p} channel {k}"):
                     sym = io.code(dist, None if io.decoding else tiles[0][a::BLOCK, b::BLOCK, k].ravel())
-                here[0, k, :rows, :cols] = (torch.from_numpy(np.asarray(sym, dtype=np.float64)).view(rows, cols) - 128) * LEVEL
+                symbols = torch.from_numpy(np.asarray(sym, dtype=np.float64)).view(rows, cols)
+                here[0, k, :rows, :cols] = (symbols - 128) * LEVEL
+                if adapter:
+                    adapter.update(k, (a, b), contexts, symbols, mean, base)
             here[0, 3, :rows, :cols] = exact.ONE
         if not io.decoding:
             return tiles
