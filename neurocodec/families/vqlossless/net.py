@@ -14,7 +14,10 @@ passes; a raster-scan model needs one per pixel). A phase's pixel sees:
   the vq decoder's synthesis does, here in exact arithmetic and learned for this purpose);
 - the known pixels within `RADIUS` of it, and which they are (a strided 5 x 5 convolution),
   and how much they vary (`spread`);
-- for G and B, the channels of the same pixel coded before.
+- for G and B, the channels of the same pixel coded before;
+- how wrong the model was at those known pixels (`normalized_error`: |x - mean| / scale per
+  colour), the feedback CALIC and LOCO-I take from their own prediction errors: a model that
+  misjudged the neighbourhood is likely to misjudge the pixel.
 
 Every sub-pixel has a discretized Laplace (mean and scale), which constriction codes without a
 table of 256 entries per sub-pixel. All layers are `neurocodec.exact` layers, so the decoder
@@ -43,7 +46,19 @@ PHASES = ((0, 0), (2, 2), (0, 2), (2, 0), (1, 1), (3, 3), (1, 3), (3, 1),
 RADIUS = 2  # a phase sees the known pixels within 2 of each of its pixels (a 5 x 5 window)
 LOG_SCALE_RANGE = (-7.0, 3.0)  # of the scale on the (x - 128) / 128 axis: 0.12 to 2,600 levels
 LEVEL = exact.ONE / 128  # one pixel level in exact-mode units
-ZERO_INIT = ("phases.activity.weight",)  # layers added later, zero at first: a checkpoint without them resumes as it was
+# layers added later, zero at first: a checkpoint without them resumes as it was
+ZERO_INIT = ("phases.activity.weight", "phases.errors.weight")
+ERROR_CLAMP = 16  # normalised errors are clamped here (a Laplace's tail beyond 16 scales: 1e-7)
+
+
+def normalized_error(x: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """|x - mean| / scale, clamped to ERROR_CLAMP: how many scales the model missed by. `x` and
+    `mean` on the same axis (exact-mode integers in exact mode, and then the result too,
+    floored), `scale` a plain number on that axis (exact mode: the `fixed_exp` table's)."""
+    u = (x - mean).abs_().div_(scale)
+    if exact.is_exact():
+        return u.floor_().clamp_(max=ERROR_CLAMP * exact.ONE)
+    return u.clamp_(max=ERROR_CLAMP)
 
 
 def spread(window: torch.Tensor) -> torch.Tensor:
@@ -105,19 +120,25 @@ class PhaseModel(nn.Module):
         # added resumes unchanged (ZERO_INIT).
         self.activity = exact.Conv2d(3, width, 1, bias=False)
         nn.init.zeros_(self.activity.weight)
+        # the normalised errors of the known pixels in the window, per colour (zero at first too)
+        self.errors = exact.Conv2d(3, width, k, stride=BLOCK, bias=False)
+        nn.init.zeros_(self.errors.weight)
         for out in self.out:
             nn.init.constant_(out.bias[1:], -3.0)
 
-    def features(self, padded: torch.Tensor, cond: torch.Tensor, phase: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def features(self, padded: torch.Tensor, cond: torch.Tensor, phase: int,
+                 errors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(features, the linear path's parameters) at the pixels of phase `phase`. `padded`
         (B, 4, H + 2R, W + 2R): the known pixels (zero elsewhere) and the known mask, H and W
-        multiples of BLOCK, zero-padded by R = RADIUS; `cond` (B, C, H, W): the condition."""
+        multiples of BLOCK, zero-padded by R = RADIUS; `cond` (B, C, H, W): the condition;
+        `errors` (B, 3, H + 2R, W + 2R): the known pixels' normalised errors, padded alike."""
         a, b = PHASES[phase]
         window = padded[:, :, a:, b:]  # window (i, j) centred on (4i + a, 4j + b)
         context, direct = self._windows(window)
         onehot = torch.zeros(padded.shape[0], len(PHASES), 1, 1, dtype=padded.dtype, device=padded.device)
         onehot[:, phase] = exact.ONE if exact.is_exact() else 1.0  # the same at every pixel: computed once
-        x = context + self.cond(cond[:, :, a::BLOCK, b::BLOCK]) + self.phase(onehot) + self.activity(spread(window))
+        x = (context + self.cond(cond[:, :, a::BLOCK, b::BLOCK]) + self.phase(onehot) + self.activity(spread(window))
+             + self.errors(errors[:, :, a:, b:]))
         x = exact.leaky_relu(x)
         return exact.leaky_relu(self.trunk(x)), direct
 
@@ -176,14 +197,19 @@ class VQLossless(nn.Module):
         levels = torch.round(x * 255)
         pixels = (levels - 128) / 128
         cond = self.condition(self.latent(x, n), n / self.vq.stages)
+        errors = torch.zeros_like(pixels)  # the normalised errors of the phases coded so far
         bits = 0.0
         for p, (a, b) in enumerate(PHASES):
             known = known_mask(p, *x.shape[2:]).to(x)
             canvas = torch.cat([pixels * known, known.expand_as(x[:, :1])], 1)
-            f = self.phases.features(F.pad(canvas, (RADIUS,) * 4), cond, p)
+            f = self.phases.features(F.pad(canvas, (RADIUS,) * 4), cond, p, F.pad(errors, (RADIUS,) * 4))
             here, target = pixels[:, :, a::BLOCK, b::BLOCK], levels[:, :, a::BLOCK, b::BLOCK]
+            phase_errors = []
             for k in range(3):
                 mean, log_scale = self.phases.head(k, f, here[:, :k] if k else None).split(1, 1)
-                scale = torch.exp(log_scale.clamp(*LOG_SCALE_RANGE)) * 128
-                bits = bits + laplace_bits(target[:, k : k + 1], 128 + mean * 128, scale, 0, 255).mean()
+                scale = torch.exp(log_scale.clamp(*LOG_SCALE_RANGE))
+                bits = bits + laplace_bits(target[:, k : k + 1], 128 + mean * 128, scale * 128, 0, 255).mean()
+                phase_errors.append(normalized_error(here[:, k : k + 1], mean.detach(), scale.detach()))
+            errors = errors.clone()  # a new tensor: the one before is saved for the backward pass
+            errors[:, :, a::BLOCK, b::BLOCK] = torch.cat(phase_errors, 1)
         return bits / (3 * len(PHASES))
