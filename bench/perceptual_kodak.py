@@ -3,6 +3,8 @@ against the best MSE-trained codec (`context`), JPEG, WebP and AVIF.
 
     python bench/perceptual_kodak.py [--images 24] [--codec perceptual]
         -> bench/results/perceptual_kodak.md, perceptual_kodak.csv, perceptual_crops/*.png
+    python bench/perceptual_kodak.py --codec vq        # the same for another codec (issue 13)
+        -> bench/results/vq_realism_kodak.md, vq_realism_kodak.csv, vq_crops/*.png
 
 Per operating point (one quality of one codec, over the images): mean bpp, PSNR, MS-SSIM (dB),
 the perceptual distance (neurocodec.perceptual: the encoder the perceptual codec learns from),
@@ -74,14 +76,18 @@ def main() -> None:
         csv.append(f"{name},{q},{b:.5f},{p:.4f},{ms_ssim_db(m):.4f},{d:.5f},{f:.4f},{k:.6f}")
     dry = "" if args.encoder == "eval" else " DRY RUN: realism from the loss's own encoder, not a result."
     write_table(
-        "perceptual_kodak.md", f"Kodak at low rates: {', '.join(codecs)}",
-        f"`python bench/perceptual_kodak.py --images {args.images}`: {len(paths)} Kodak images, real files decoded "
+        f"{stem(args)}.md", f"Kodak at low rates: {', '.join(codecs)}",
+        f"`python bench/perceptual_kodak.py --codec {args.codec} --images {args.images}`: {len(paths)} Kodak images, real files decoded "
         f"back, load average {load:.1f} at the start. FID and KID on {len(real)} patches of {CROP} px (and the "
-        "half-shifted grid) from the evaluation encoder; distance: the perceptual codec's own loss (lower is "
+        "half-shifted grid) from the evaluation encoder; distance: neurocodec.perceptual.distance, the perceptual codec's loss (lower is "
         f"better for all but PSNR and MS-SSIM).{dry}",
         ["<codec", "quality", "bpp", "PSNR dB", "MS-SSIM dB", "distance", "FID", "KID x 1000"], rows)
-    (RESULTS / "perceptual_kodak.csv").write_text("\n".join(csv) + "\n")
+    (RESULTS / f"{stem(args)}.csv").write_text("\n".join(csv) + "\n")
     save_crops(args, codecs, points, originals, paths)
+
+
+def stem(args) -> str:
+    return "perceptual_kodak" if args.codec == "perceptual" else f"{args.codec}_realism_kodak"
 
 
 def save_crops(args, codecs: dict, points: dict, originals: list[np.ndarray], paths: list[Path]) -> None:
@@ -90,7 +96,7 @@ def save_crops(args, codecs: dict, points: dict, originals: list[np.ndarray], pa
     ref = args.codec if args.codec in codecs else "context"
     ref_q = getattr(codecs[ref][0], "default_quality", codecs[ref][1][len(codecs[ref][1]) // 2])
     ref_q = ref_q if (ref, ref_q) in points else codecs[ref][1][0]
-    folder = RESULTS / "perceptual_crops"
+    folder = RESULTS / ("perceptual_crops" if args.codec == "perceptual" else f"{args.codec}_crops")
     folder.mkdir(parents=True, exist_ok=True)
     for i, (x, path) in enumerate(zip(originals[: args.crops], paths)):
         target = points[ref, ref_q]["bpp"][i]
