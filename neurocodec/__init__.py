@@ -7,6 +7,14 @@
         f.write(data)
 """
 
+import os as _os
+
+# Torch's OpenMP threads spin while they wait for each other; where another program holds a
+# core, a two-thread vqlossless decode took 22 s instead of 2 (bench/threads.py on a loaded
+# 2-core machine). Waiting passively changes no result; set before torch is first imported
+# (neurocodec imports it lazily), and never over the user's own setting.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from . import pil_plugin  # noqa: F401  (registers the .ncd format with Pillow)
 from .api import available_codecs, compress, decompress, load_codec, register
 from .streaming import open  # noqa: A001  (like gzip.open)

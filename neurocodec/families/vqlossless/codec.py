@@ -38,11 +38,12 @@ from .net import BLOCK, LEVEL, LOG_SCALE_RANGE, PHASES, RADIUS, ZERO_INIT, VQLos
 MAX_TILE = 1024
 VQ_PIN = "vq_sha256"  # the weights tensor holding the SHA-256 of the vq weights file (32 bytes)
 # The most pixels a tile may hold per byte of its chunk (LikelihoodCodec.samples_per_chunk_byte).
-# Measured (fuzz/measure_bounds.py --codecs vqlossless --size 256) with the shipped weights,
-# flat images are the most compressible: white 12.3 pixels a byte, black 8.4, grey 2.0. 2**7
-# leaves a margin of 10; decoding takes about 4.4 us a pixel, so a chunk asks for at most
-# about 0.6 ms of work per byte. Measure again after training: a sharper model codes flat
-# images in fewer bytes (the encoder refuses to write a part over the bound).
+# Measured (fuzz/measure_bounds.py --codecs vqlossless --size 256) with the shipped weights and
+# the calibration to the image, flat images are the most compressible: black 18.5 pixels a
+# byte, white 11.0, grey 3.7. 2**7 leaves a margin of 7; decoding takes about 5 us a pixel, so
+# a chunk asks for at most about 0.7 ms of work per byte. Measure again after training: a
+# sharper model codes flat images in fewer bytes (the encoder refuses to write a part over the
+# bound).
 PIXELS_PER_CHUNK_BYTE = 1 << 7
 
 
@@ -131,4 +132,4 @@ class VQLosslessCodec(LikelihoodCodec):
 
 def default_config(name: str, net: VQLossless, stages: int) -> dict:
     return {"name": name, "family": "vqlossless", "modality": "image", "lossless": True,
-            "arch": net.arch(), "stages": stages, "tile": 1024}
+            "arch": net.arch(), "stages": stages, "tile": 1024, "adapt": True}
