@@ -9,11 +9,14 @@
 
 import os as _os
 
-# Torch's OpenMP threads spin while they wait for each other; where another program holds a
-# core, a two-thread vqlossless decode took 22 s instead of 2 (bench/threads.py on a loaded
-# 2-core machine). Waiting passively changes no result; set before torch is first imported
-# (neurocodec imports it lazily), and never over the user's own setting.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Torch's OpenMP threads spin while they wait for each other (GNU OpenMP: 300,000 turns by
+# default); where another program holds a core, a two-thread vqlossless decode took 22 s
+# instead of 1.3. A short spin (10,000 turns, then sleep) keeps the idle speed (1.2 s) and
+# takes 1.8 s under load; sleeping at once (OMP_WAIT_POLICY=PASSIVE) cost 0.3 s idle
+# (bench/threads.py). It changes no result; set before torch is first imported (neurocodec
+# imports it lazily), and only where the user set neither.
+if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
+    _os.environ["GOMP_SPINCOUNT"] = "10000"
 
 from . import pil_plugin  # noqa: F401  (registers the .ncd format with Pillow)
 from .api import available_codecs, compress, decompress, load_codec, register
