@@ -33,7 +33,7 @@ from torch import nn
 
 from neurocodec.perceptual.data import training_paths
 from neurocodec.perceptual.encoder import MEAN, SCALE, Encoder, load_encoder
-from neurocodec.train.crops import RandomCrops
+from neurocodec.train.crops import RandomCrops, load_images
 
 from report import RESULTS, write_table
 
@@ -110,7 +110,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     paths = training_paths(DATA / "train", DATA / "extra")
-    crops = RandomCrops(_images(paths), 128, seed=args.seed)
+    crops = RandomCrops(load_images(paths), 128, seed=args.seed)
     models = {"from the SSL encoder": build(True, args.seed), "random": build(False, args.seed)}
     opts = {k: torch.optim.Adam(m.parameters(), lr=args.lr) for k, m in models.items()}
     test = kodak_crops()
@@ -144,14 +144,6 @@ def main() -> None:
             __doc__.split("\n\n")[2:4]).replace("\n", " "),
         ["step", "SSL start: bpp", "PSNR dB", "random start: bpp", "PSNR dB", "SSL - random"], table)
     print(f"wrote {RESULTS / 'ssl_warm_start.md'}")
-
-
-def _images(paths: list[Path]) -> list[torch.Tensor]:
-    out = []
-    for p in paths:
-        with Image.open(p) as im:
-            out.append(torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1))
-    return out
 
 
 if __name__ == "__main__":

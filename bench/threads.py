@@ -16,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-import neurocodec  # first: it sets OMP_WAIT_POLICY before torch is loaded
+import neurocodec  # first: it sets GOMP_SPINCOUNT before torch is loaded
 
 import numpy as np
 import torch

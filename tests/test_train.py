@@ -185,3 +185,15 @@ def test_distributed_training_with_two_processes(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     _, info, _ = load_checkpoint(out)
     assert info["steps"] > 0 and info["runs"][-1]["hardware"].startswith("2 x")
+
+
+def test_training_data_may_name_image_files_as_well_as_folders():
+    """`--data` says "folder(s) or files": a file is taken as it is, a folder for its images."""
+    from pathlib import Path
+
+    from neurocodec.train.crops import load_images
+
+    data = Path(__file__).parent / "data"
+    folder = load_images(str(data))
+    mixed = load_images(f"{data / 'kodim05_crop.png'},{data}")
+    assert len(mixed) == len(folder) + 1 and mixed[0].shape[0] == 3

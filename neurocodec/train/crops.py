@@ -13,13 +13,13 @@ IMAGE_SUFFIXES = {".png", ".webp", ".jpg", ".jpeg"}
 
 
 def load_images(folders: str | Path | list) -> list[torch.Tensor]:
-    """Every PNG, WebP or JPEG in `folders` (one folder, or several separated by commas or given
-    as a list) as a uint8 tensor of shape (3, H, W)."""
+    """Every PNG, WebP or JPEG in `folders` (one folder or image file, or several separated by
+    commas or given as a list) as a uint8 tensor of shape (3, H, W)."""
     if isinstance(folders, (str, Path)):
         folders = [f for f in str(folders).split(",") if f]
     paths = []
-    for folder in folders:
-        found = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    for folder in map(Path, folders):
+        found = [folder] if folder.is_file() else sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not found:
             raise FileNotFoundError(f"no images in {folder}")
         paths += found

@@ -44,26 +44,32 @@ CONTEXTS = 3 * ENERGY_BINS * SCALE_BINS
 
 
 class ScaleAdapter:
-    """The statistics of one tile: `contexts` and `scale` before a channel of a phase is
-    coded, `update` after, in the coding order (phase by phase, R, G, B)."""
+    """The statistics of one tile, in the coding order: `start_phase` before a phase, then per
+    channel `contexts` and `scale` before it is coded and `update` after."""
 
     def __init__(self):
         self.sums = torch.zeros(CONTEXTS, dtype=torch.float64)
         self.counts = torch.zeros(CONTEXTS, dtype=torch.float64)
         self._lo = exact.fixed_exp(torch.tensor([LOG_SCALE_RANGE[0] * exact.ONE], dtype=torch.float64))
 
-    @staticmethod
-    def contexts(k: int, phase: tuple[int, int], log_scale: torch.Tensor, errors: torch.Tensor,
-                 known: torch.Tensor) -> torch.Tensor:
-        """The context (int64) of each sub-pixel of channel k at the phase's (rows, cols), from
-        its clamped exact log-scale and its known neighbours' errors: `errors` (1, 3, ...) and
-        `known` (1, 1, ...), the tile's normalised errors and its coded pixels (exact.ONE
-        there), padded by RADIUS (what the network sees)."""
-        rows, cols = log_scale.shape
+    def start_phase(self, phase: tuple[int, int], errors: torch.Tensor, known: torch.Tensor) -> None:
+        """The sums of the known neighbours' normalised errors per colour, and their count, in
+        the window of each pixel of the phase: `errors` (1, 3, ...) and `known` (1, 1, ...), the
+        tile's normalised errors and its coded pixels (exact.ONE there), padded by RADIUS (what
+        the network sees). Once for the phase's three colours: a colour's errors at the phase's
+        own pixels are written only after that colour is coded, and the mask after the phase."""
         a, b = phase
-        window = torch.cat([errors[:, k : k + 1, a:, b:], known[:, :, a:, b:]], 1)
-        sums = F.avg_pool2d(window, 2 * RADIUS + 1, stride=BLOCK, divisor_override=1)[0, :, :rows, :cols]
-        total, count = sums[0].long(), sums[1].long() // UNIT
+
+        def window_sums(t: torch.Tensor) -> torch.Tensor:
+            return F.avg_pool2d(t[:, :, a:, b:], 2 * RADIUS + 1, stride=BLOCK, divisor_override=1)[0].long()
+
+        self._totals, self._counts = window_sums(errors), window_sums(known)[0] // UNIT
+
+    def contexts(self, k: int, log_scale: torch.Tensor) -> torch.Tensor:
+        """The context (int64) of each sub-pixel of channel k at the phase's (rows, cols), from
+        its clamped exact log-scale and its known neighbours' errors (`start_phase`)."""
+        rows, cols = log_scale.shape
+        total, count = self._totals[k, :rows, :cols], self._counts[:rows, :cols]
         energy = torch.bucketize(total // count.clamp(min=1), ENERGY_BOUNDS, right=True)
         energy = torch.where(count > 0, energy, ENERGY_BINS - 1)
         level = (log_scale - LOG_SCALE_RANGE[0] * exact.ONE).long() // SCALE_STEP

@@ -31,7 +31,7 @@ from ...entropy import DiscretizedLaplace
 from ..vq.codec import analyse, code_indices
 from ..vq.net import STRIDE
 from .adapt import ScaleAdapter
-from .net import BLOCK, LEVEL, LOG_SCALE_RANGE, PHASES, RADIUS, ZERO_INIT, VQLossless, normalized_error
+from .net import BLOCK, LEVEL, LOG_SCALE_RANGE, PHASES, RADIUS, VQLossless, normalized_error
 
 # The largest tile a file may ask for: the encoder writes 1024, whose condition and canvas
 # (float64, 12 values a pixel) and the condition's widest layer take about 0.3 GB.
@@ -69,9 +69,7 @@ class VQLosslessCodec(LikelihoodCodec):
         # the vq parts: the weights file this one pins (part of its digest), wherever it is kept
         pin = bytes(weights[VQ_PIN].tolist()).hex()
         self.net.load_vq(registry.weights_by_digest(self.net.vq_weights.get("codec", "vq"), pin))
-        missing, unexpected = self.net.load_state_dict({k: v.float() for k, v in weights.items() if k != VQ_PIN}, strict=False)
-        if unexpected or any(not k.startswith("vq.") and k not in ZERO_INIT for k in missing):  # older weights: zero there
-            raise ValueError(f"vqlossless weights do not fit the network: missing {missing}, unexpected {unexpected}")
+        self.net.load_pixel_model({k: v.float() for k, v in weights.items() if k != VQ_PIN})
         self.net.eval()
         self.stages = int(config.get("stages", 4))
         self.tile = int(config.get("tile", 1024))
@@ -102,26 +100,29 @@ class VQLosslessCodec(LikelihoodCodec):
         padded = torch.zeros(1, 4, STRIDE * hl + 2 * r, STRIDE * wl + 2 * r, dtype=torch.float64)
         canvas = padded[:, :, r:-r, r:-r]
         errors = torch.zeros_like(padded[:, :3])  # their normalised errors, padded alike
+        error_canvas = errors[:, :, r:-r, r:-r]
         lo, hi = (v * exact.ONE for v in LOG_SCALE_RANGE)
         adapter = ScaleAdapter() if adapt else None
         for p, (a, b) in enumerate(PHASES):
             rows, cols = max(0, -(-(h - a) // BLOCK)), max(0, -(-(w - b) // BLOCK))  # the phase's pixels in the tile
             features = net.phases.features(padded, cond, p, errors)
             here = canvas[:, :, a::BLOCK, b::BLOCK]  # a view: the phase's pixels, filled channel by channel
+            here_errors = error_canvas[0, :, a::BLOCK, b::BLOCK]
+            if adapter:
+                adapter.start_phase((a, b), errors, padded[:, 3:])
             for k in range(3):
                 mean, log_scale = net.phases.head(k, features, here[:, :k] if k else None)[0, :, :rows, :cols]
                 log_scale = log_scale.clamp(lo, hi)
                 base = scale = exact.fixed_exp(log_scale)
                 if adapter:
-                    contexts = adapter.contexts(k, (a, b), log_scale, errors, padded[:, 3:])
+                    contexts = adapter.contexts(k, log_scale)
                     scale = adapter.scale(contexts, base)
                 dist = DiscretizedLaplace((128 + mean / exact.ONE * 128).numpy(), (scale * 128).numpy(), 0, 255)
                 with io.at(f"phase {p} channel {k}"):
                     sym = io.code(dist, None if io.decoding else tiles[0][a::BLOCK, b::BLOCK, k].ravel())
                 symbols = torch.from_numpy(np.asarray(sym, dtype=np.float64)).view(rows, cols)
                 here[0, k, :rows, :cols] = (symbols - 128) * LEVEL
-                u = normalized_error(here[0, k, :rows, :cols], mean, base)
-                errors[0, k, r + a : r + a + BLOCK * rows : BLOCK, r + b : r + b + BLOCK * cols : BLOCK] = u
+                u = here_errors[k, :rows, :cols] = normalized_error(here[0, k, :rows, :cols], mean, base)
                 if adapter:
                     adapter.update(contexts, u)
             here[0, 3, :rows, :cols] = exact.ONE

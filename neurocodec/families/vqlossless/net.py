@@ -180,6 +180,13 @@ class VQLossless(nn.Module):
         if unexpected or set(missing) - set(TRAINING_ONLY):
             raise ValueError(f"the pinned vq weights do not fit: missing {missing}, unexpected {unexpected}")
 
+    def load_pixel_model(self, state: dict[str, torch.Tensor]) -> None:
+        """The pixel model's weights (a codec folder's or a checkpoint's; vq parts are skipped:
+        they come from `load_vq`). Layers added since (ZERO_INIT) may be missing: they stay zero."""
+        missing, unexpected = self.load_state_dict({k: v for k, v in state.items() if not k.startswith("vq.")}, strict=False)
+        if unexpected or any(not k.startswith("vq.") and k not in ZERO_INIT for k in missing):
+            raise ValueError(f"weights do not fit the vqlossless pixel model: missing {missing}, unexpected {unexpected}")
+
     def arch(self) -> dict:
         return {"vq": self.vq_arch, "cond": self.cond_channels, "cond_width": self.cond_width,
                 "width": self.width, "head": self.head_width, "vq_weights": self.vq_weights}

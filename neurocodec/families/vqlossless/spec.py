@@ -8,7 +8,7 @@ import torch
 
 from ... import registry
 from ...train.spec import TrainSpec, unwrap
-from .net import ZERO_INIT, VQLossless
+from .net import VQLossless
 
 class VQLosslessSpec(TrainSpec):
     family = "vqlossless"
@@ -46,9 +46,7 @@ class VQLosslessSpec(TrainSpec):
         return {k: v for k, v in model.state_dict().items() if not k.startswith("vq.")}
 
     def load(self, model, state):
-        missing, unexpected = model.load_state_dict({k: v for k, v in state.items() if not k.startswith("vq.")}, strict=False)
-        if unexpected or any(not k.startswith("vq.") and k not in ZERO_INIT for k in missing):
-            raise ValueError(f"checkpoint does not fit the vqlossless network: missing {missing}, unexpected {unexpected}")
+        model.load_pixel_model(state)
         self._load_vq(model)
 
     @staticmethod
