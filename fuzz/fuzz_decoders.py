@@ -16,6 +16,8 @@ space beyond the loaded codecs (RLIMIT_AS). Three engines:
     nice python fuzz/fuzz_decoders.py hypothesis --examples 20000
     # rerun saved inputs (a libFuzzer corpus, crashes) and report their outcomes
     python fuzz/fuzz_decoders.py replay fuzz/work/corpus
+    # the figures of every run so far (fuzz/work/stats-*.json), added up
+    python fuzz/fuzz_decoders.py tally
 
 Each run prints, per decoder the input was addressed to, the inputs tried, their outcomes, the
 slowest case and the largest memory growth, and every crash class (an exception other than a
@@ -362,6 +364,7 @@ class Stats:
         self.started = time.time()
         self.base_rss = 0
         self.base_vm = 0
+        self.seconds = 0  # of the runs merged in (tally)
 
     def crash(self, key: str, blob: bytes, message: str) -> None:
         if key in self.crashes:
@@ -375,6 +378,21 @@ class Stats:
         self.crashes[key] = [1, str(path), message[:300]]
         print(f"\nNEW CRASH CLASS: {key}\n  {message[:300]}\n  saved: {path}", file=sys.stderr, flush=True)
 
+    def merge(self, doc: dict) -> None:
+        """Add a saved run's figures (`_save`'s JSON) to these."""
+        for codec, outcomes in doc.get("per_decoder", {}).items():
+            self.counts[codec].update(outcomes)
+        for codec, seconds in doc.get("slowest_s", {}).items():
+            self.slowest[codec] = max(self.slowest[codec], seconds)
+        for codec, mb in doc.get("rss_growth_mb", {}).items():
+            self.memory[codec] = max(self.memory[codec], mb << 20)
+        for key, (count, path, message) in doc.get("crashes", {}).items():
+            if key in self.crashes:
+                self.crashes[key][0] += count
+            else:
+                self.crashes[key] = [count, path, message]
+        self.seconds += doc.get("seconds", 0)
+
     def failures(self) -> dict[str, list]:
         """The crash classes, less the known limit of old lossy files (see _silent_wrong)."""
         return {k: v for k, v in self.crashes.items() if not k.startswith(LEGACY)}
@@ -383,7 +401,8 @@ class Stats:
         return sum(sum(c.values()) for c in self.counts.values())
 
     def report(self) -> str:
-        lines = [f"{self.total():,} inputs in {time.time() - self.started:,.0f} s; per decoder the header names:",
+        seconds = self.seconds or time.time() - self.started
+        lines = [f"{self.total():,} inputs in {seconds:,.0f} s; per decoder the header names:",
                  f"  {'decoder':14s} {'inputs':>9s} {'decoded':>8s}  slowest  +RSS MB  outcomes"]
         for codec in sorted(self.counts):
             c = self.counts[codec]
@@ -610,8 +629,9 @@ def run_atheris(argv: list[str], stats: Stats) -> None:
 
     def test_one(data: bytes) -> None:
         run_one(data, stats)
-        if time.time() - last[0] > 60:
+        if time.time() - last[0] > 60:  # libFuzzer ends the process with _exit: save as we go
             print(stats.report(), flush=True)
+            _save(stats)
             last[0] = time.time()
 
     def custom_mutator(data: bytes, max_size: int, seed: int) -> bytes:
@@ -658,11 +678,17 @@ def main() -> None:
         run_atheris([sys.argv[0]] + sys.argv[2:], stats)
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("engine", choices=["hypothesis", "random", "replay"])
-    ap.add_argument("paths", nargs="*", help="replay: files or folders of inputs")
+    ap.add_argument("engine", choices=["hypothesis", "random", "replay", "tally"])
+    ap.add_argument("paths", nargs="*", help="replay: files or folders of inputs; tally: stats files")
     ap.add_argument("--examples", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=None)
     args = ap.parse_args()
+    if args.engine == "tally":
+        stats = Stats(crash_dir=None)
+        for path in args.paths or sorted(WORK.glob("stats-*.json")):
+            stats.merge(json.loads(Path(path).read_text()))
+        print(stats.report())
+        return
     stats = prepare()
     try:
         if args.engine == "hypothesis":

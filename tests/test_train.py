@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from conftest import DATA, psnr
 
 import neurocodec
+import torch
 from neurocodec import registry
 from neurocodec.cli import main
 
@@ -197,3 +198,36 @@ def test_training_data_may_name_image_files_as_well_as_folders():
     folder = load_images(str(data))
     mixed = load_images(f"{data / 'kodim05_crop.png'},{data}")
     assert len(mixed) == len(folder) + 1 and mixed[0].shape[0] == 3
+
+
+@pytest.mark.parametrize("family", ["context", "perceptual"])
+def test_synthesis_only_keeps_what_sets_the_rate(tmp_path, family):
+    """`--learn synthesis` trains g_s (and perceptual's discriminator) only: the analysis, the
+    entropy models, the context layers and the gains, and so the coded latents and every
+    file's size, stay as they were."""
+    from neurocodec.train.checkpoint import load_checkpoint
+
+    common = ["--data", str(DATA), *FAMILY_ARGS[family]]
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    assert CliRunner().invoke(main, ["train", family, "--minutes", "0.03", "--out", str(base), *common]).exit_code == 0
+    folder = tmp_path / "codecs" / f"{family}-tuned"
+    top = ["--top-level", "2.5"] if family == "perceptual" else []
+    result = CliRunner().invoke(main, ["train", family, "--minutes", "0.03", "--out", str(tuned), "--resume", str(base),
+                                       "--learn", "synthesis", "--lr", "1e-2", "--export", str(folder), *top, *common])
+    assert result.exit_code == 0, result.output
+    config = json.loads((folder / registry.CONFIG).read_text())
+    codec = registry.codec_class(family)(config, __import__("safetensors.torch").torch.load_file(str(folder / registry.WEIGHTS)),
+                                         bytes(32))
+    # perceptual's -q spans the levels its synthesis learned
+    assert (codec.level(1), codec.level(100)) == (0.0, 2.5 if family == "perceptual" else 8.0)
+    before, _, _ = load_checkpoint(base)
+    after, _, _ = load_checkpoint(tuned)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith(("g_s.", "disc.") if family == "perceptual" else "g_s.") for k in changed), sorted(changed)[:5]
+    assert any(k.startswith("g_s.") for k in changed)
+    bad = CliRunner().invoke(main, ["train", family, "--minutes", "0.01", "--out", str(tmp_path / "x"),
+                                    "--learn", "decoder", *common])
+    assert bad.exit_code == 2 and "synthesis" in bad.output
+    for top in (0, 9, "3", True):  # a level of the network, a real number
+        with pytest.raises(neurocodec.NeurocodecError, match="top_level"):
+            registry.check_config(type(codec), f"{family}-tuned", dict(config, top_level=top))

@@ -107,6 +107,11 @@ def load_optimizer_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.
     params = [p for g in sd["param_groups"] for p in g["params"]]
     if not state or set(state) - set(params):
         return False
+    # the same count is not enough: a run that trains other parameters (other groups) must
+    # start its moments afresh, not take another parameter's
+    shapes = dict(zip(params, (p.shape for g in opt.param_groups for p in g["params"])))
+    if any(v.dim() and v.shape != shapes[i] for i, named in state.items() for v in named.values()):
+        return False
     sd["state"] = state
     try:
         opt.load_state_dict(sd)

@@ -46,8 +46,8 @@ def make_command(name: str) -> click.Command:
         click.Option(["--lr"], type=float, default=d["lr"], show_default=True),
         click.Option(["--device"], default=_device_default(), show_default=True, help="cpu, cuda or cuda:N"),
     ]
-    for opt, (default, help_text) in spec_cls.options.items():
-        kind = type(default) if default is not None else str
+    for opt, (default, help_text, *choices) in spec_cls.options.items():  # (default, help[, choices])
+        kind = click.Choice(choices[0]) if choices else type(default) if default is not None else str
         params.append(click.Option([f"--{opt.replace('_', '-')}", opt], type=kind, default=default, show_default=True,
                                    help=help_text))
     import sys

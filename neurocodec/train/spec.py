@@ -17,13 +17,13 @@ class TrainSpec:
     data_kind = "images"  # "images": random crops; "text": parallel byte streams
     default_data = "../shared/data/images/train,../shared/data/images/extra"
     defaults: dict[str, Any] = {"batch": 8, "crop": 128, "lr": 2e-4}
-    options: dict[str, tuple[Any, str]] = {}  # extra CLI options: name -> (default, help)
+    options: dict[str, tuple] = {}  # extra CLI options: name -> (default, help[, choices])
     autocast = True  # bf16 autocast is safe for this family on CUDA
     channels_last = True  # convolutional: channels-last memory on CUDA
     clip = 1.0  # gradient norm clip
 
     def __init__(self, **options):
-        self.opts = {k: v for k, (v, _) in self.options.items()} | {k: v for k, v in options.items() if v is not None}
+        self.opts = {k: v[0] for k, v in self.options.items()} | {k: v for k, v in options.items() if v is not None}
 
     # --- the network ------------------------------------------------------------------------
     def build(self, arch: dict) -> nn.Module:

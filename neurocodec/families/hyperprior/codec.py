@@ -64,6 +64,12 @@ class HyperpriorConfig:
     tile: int = 1024
     default_quality: int = 50
     bench_qualities: list = field(default_factory=list)
+    top_level: float | None = None  # the rate level q = 100 stands for (default: the highest)
+
+    def __post_init__(self):
+        top = self.top_level
+        if top is not None and not (isinstance(top, (int, float)) and not isinstance(top, bool) and 0 < top <= self.levels - 1):
+            raise ValueError(f"top_level {top!r} is not a level in (0, {self.levels - 1}]")
 
 
 @registry.family("hyperprior", spec="neurocodec.families.hyperprior.spec:HyperpriorSpec", config=HyperpriorConfig)
@@ -80,6 +86,8 @@ class HyperpriorCodec(LikelihoodCodec):
         self.default_quality = int(config.get("default_quality", 50))
         self.bench_qualities = tuple(config.get("bench_qualities", ()))
         self.tile = int(config.get("tile", 1024))
+        top = config.get("top_level")
+        self.top_level = float(config["levels"] - 1 if top is None else top)
         self.net = self.network(N=config["N"], M=config["M"], levels=config["levels"], likelihoods=False)
         self.net.load_learned(float_state(weights))
         self._entropy_state = {k: v.float() for k, v in weights.items() if k.startswith("entropy_bottleneck.")}
@@ -101,9 +109,14 @@ class HyperpriorCodec(LikelihoodCodec):
         return self
 
     # parameters shared by encoder and decoder ------------------------------------------
+    def level(self, quality: int) -> float:
+        """The network's rate level for a quality 1..100: 0 .. `top_level` (a codec whose decoder
+        was trained for the lowest levels only, as `perceptual`, spreads -q over those)."""
+        return (quality - 1) / 99 * self.top_level
+
     def gains(self, quality: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Gain and inverse gain for a quality 1..100, rounded to a 2**-16 grid."""
-        level = (quality - 1) / 99 * (self.net.levels - 1)
+        level = self.level(quality)
         lo = min(int(math.floor(level)), self.net.levels - 2)
         a = level - lo
 

@@ -33,7 +33,7 @@ def search(codec, t: torch.Tensor, y: torch.Tensor, z: torch.Tensor, quality: in
     never worse than no search, by the model's measure. Only what the encoder codes changes."""
     net, (h, w) = codec.net, size
     net.add_likelihoods(codec._entropy_state)
-    level = (quality - 1) / 99 * (net.levels - 1)
+    level = codec.level(quality)
     lo = min(int(math.floor(level)), net.levels - 2)
     log_lam = np.log(LAMBDAS[: net.levels])
     lam = float(np.exp(log_lam[lo] + (level - lo) * (log_lam[lo + 1] - log_lam[lo])))

@@ -18,8 +18,21 @@ from .net import LAMBDAS, VariableRateHyperprior
 class HyperpriorSpec(TrainSpec):
     family = "hyperprior"
     defaults = {"batch": 8, "crop": 128, "lr": 2e-4}
-    options = {"N": (96, "analysis/synthesis width (a new model only)"), "M": (160, "latent channels (a new model only)")}
+    options = {"N": (96, "analysis/synthesis width (a new model only)"), "M": (160, "latent channels (a new model only)"),
+               "learn": ("all", "what learns: 'all', or 'synthesis' (g_s only: the coded latents, their entropy model "
+                                "and so every file's size stay as they were; the decoder is fitted to them)",
+                         ("all", "synthesis"))}
     autocast = False  # compressai's likelihood bounds want float32
+    synthesis_parts = ("g_s.",)  # what learns with --learn synthesis
+
+    @property
+    def synthesis_only(self) -> bool:
+        return self.opts["learn"] == "synthesis"
+
+    def setup(self, model, data, device):
+        if self.synthesis_only:
+            for name, p in model.named_parameters():
+                p.requires_grad_(name.startswith(self.synthesis_parts))
 
     def build(self, arch: dict) -> VariableRateHyperprior:
         return VariableRateHyperprior(N=arch.get("N", self.opts["N"]), M=arch.get("M", self.opts["M"]))
@@ -53,7 +66,7 @@ class HyperpriorSpec(TrainSpec):
         return base if frac < 0.8 else base / 4  # constant, then a quarter in the last fifth
 
     def aux_parameters(self, model):
-        return [p for n, p in model.named_parameters() if n.endswith("quantiles")]
+        return [] if self.synthesis_only else [p for n, p in model.named_parameters() if n.endswith("quantiles")]
 
     def aux_loss(self, model):
         return model.entropy_bottleneck.loss()

@@ -34,6 +34,7 @@ class PerceptualSpec(ContextSpec):
                "k_perceptual": (0.5, "weight of the perceptual distance"),
                "k_adversarial": (0.01, "weight of the generator's adversarial loss"),
                "disc_lr": (1e-4, "the discriminator's learning rate")}
+    synthesis_parts = ("g_s.", "disc.")
 
     def build(self, arch: dict) -> GenerativeContext:
         if arch or not self.opts["backbone"]:
@@ -52,6 +53,7 @@ class PerceptualSpec(ContextSpec):
         model.load_learned({**{k: v for k, v in model.state_dict().items() if k.startswith("disc.")}, **state})
 
     def setup(self, model, data, device):
+        super().setup(model, data, device)
         self.encoder = load_encoder().to(device)
         self._batch = None
 
@@ -72,14 +74,17 @@ class PerceptualSpec(ContextSpec):
                              "g_adv": adversarial.mean().item()}
 
     def aux_parameters(self, model):
-        return [{"params": super().aux_parameters(model), "lr": 1e-3},
-                {"params": list(model.disc.parameters()), "lr": self.opts["disc_lr"]}]
+        quantiles = super().aux_parameters(model)
+        return ([{"params": quantiles, "lr": 1e-3}] if quantiles else []) + [{"params": list(model.disc.parameters()), "lr": self.opts["disc_lr"]}]
 
     def aux_loss(self, model):
         x, x_hat, y_hat = self._batch
         real, fake = model.disc(x, y_hat), model.disc(x_hat, y_hat)
-        return model.entropy_bottleneck.loss() + F.softplus(-real).mean() + F.softplus(fake).mean()
+        quantiles = 0.0 if self.synthesis_only else model.entropy_bottleneck.loss()
+        return quantiles + F.softplus(-real).mean() + F.softplus(fake).mean()
 
     def export(self, model, info, name):
         config, weights = super().export(model, info, name)
-        return dict(config, family="perceptual", default_quality=25, bench_qualities=[1, 6, 12, 19, 25, 31, 38]), weights
+        # -q 1..100 spans the rate levels the synthesis was trained for (0 .. top_level)
+        return dict(config, family="perceptual", top_level=self.opts["top_level"], default_quality=50,
+                    bench_qualities=[1, 17, 34, 50, 67, 84, 100]), weights
