@@ -34,7 +34,7 @@ from neurocodec.perceptual.realism import fid, kid, load_eval_encoder, patch_fea
 from report import RESULTS, write_table
 
 KODAK = Path(__file__).resolve().parent.parent.parent / "shared/data/images/kodak"
-QUALITIES = {"context": (1, 6, 12, 19, 25), "jpeg": (1, 3, 5, 8, 12), "webp": (1, 3, 6, 10, 20),
+QUALITIES = {"context": (1, 6, 12, 19, 25, 31, 38), "jpeg": (1, 3, 5, 8, 12), "webp": (1, 3, 6, 10, 20),
              "avif": (1, 5, 10, 15, 20)}
 CROP = 256  # side of the crops a person compares
 
