@@ -69,7 +69,8 @@ class HyperpriorSpec(TrainSpec):
         return [] if self.synthesis_only else [p for n, p in model.named_parameters() if n.endswith("quantiles")]
 
     def aux_loss(self, model):
-        return model.entropy_bottleneck.loss()
+        """The entropy bottleneck's quantile loss (nothing with --learn synthesis: they are fixed)."""
+        return 0.0 if self.synthesis_only else model.entropy_bottleneck.loss()
 
     def export(self, model, info, name):
         from .codec import default_config

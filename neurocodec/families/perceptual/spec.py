@@ -80,8 +80,7 @@ class PerceptualSpec(ContextSpec):
     def aux_loss(self, model):
         x, x_hat, y_hat = self._batch
         real, fake = model.disc(x, y_hat), model.disc(x_hat, y_hat)
-        quantiles = 0.0 if self.synthesis_only else model.entropy_bottleneck.loss()
-        return quantiles + F.softplus(-real).mean() + F.softplus(fake).mean()
+        return super().aux_loss(model) + F.softplus(-real).mean() + F.softplus(fake).mean()
 
     def export(self, model, info, name):
         config, weights = super().export(model, info, name)
