@@ -204,9 +204,10 @@ def tile_grid(height: int, width: int, tile_height: int, tile_width: int | None 
 @contextlib.contextmanager
 def one_thread():
     """Run torch on one intra-op thread, then restore the setting. The lossless codecs run
-    many small exact-mode steps, where a second thread gains little and, on a busy machine,
-    torch's spinning threads cost 5-10x (a Kodak decode of `idf`: 12.7 s against 2.2 s,
-    measured). Files never depend on it: exact mode gives the same bits for any thread count."""
+    many small steps, where a second thread gains little and, on a busy machine, torch's
+    spinning threads cost 3-6x (measured with one core busy: a Kodak decode of `idf` 12.7 s
+    against 2.2 s, a 6 kB text 10.1 s against 3.1 s). Files never depend on it: exact
+    arithmetic gives the same bits for any thread count."""
     import torch
 
     before = torch.get_num_threads()

@@ -66,9 +66,9 @@ class LikelihoodCodec(Codec):
     # a dask worker), each on one torch thread: set it where coding a part keeps no state on
     # the codec object. The file is the same; the time falls with the cores.
     parallel_parts = False
-    # Torch threads one part may use when a file's parts are coded one at a time, in exact
-    # mode: 1 for codecs of many small steps (`codec.one_thread` says why); None, all of
-    # torch's threads, for codecs of a few large passes. The file is the same either way.
+    # Torch threads one part may use when a file's parts are coded one at a time: 1 for
+    # codecs of many small steps (`codec.one_thread` says why); None, all of torch's threads,
+    # for codecs of a few large passes. The file is the same either way.
     part_threads: int | None = 1
     # Lossy files carry a digest of their coded symbols; those of codecs that shipped before
     # it existed (hyperprior, context) may lack it and still decode. A family first released
@@ -138,7 +138,7 @@ class LikelihoodCodec(Codec):
 
     def running(self, set_threads: bool = True):
         """The context every part is coded in (per thread; with `set_threads`, one torch
-        thread for exact codecs, a setting of the whole process)."""
+        thread for codecs of small steps, a setting of the whole process)."""
         import torch
 
         from .. import exact
@@ -147,8 +147,8 @@ class LikelihoodCodec(Codec):
         stack.enter_context(torch.no_grad())
         if self.exact:
             stack.enter_context(exact.exact_mode())
-            if set_threads and self.part_threads == 1:
-                stack.enter_context(one_thread())
+        if set_threads and self.part_threads == 1:
+            stack.enter_context(one_thread())
         return stack
 
     def _each_part(self, code: Callable, items: list, desc: str) -> list:

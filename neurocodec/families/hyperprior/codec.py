@@ -77,6 +77,7 @@ class HyperpriorCodec(LikelihoodCodec):
     """Parts are tiles, each one `Lockstep`: z, then y given z."""
 
     exact = False  # g_a and g_s run in float on all threads; h_s is integer by construction
+    part_threads = None  # a tile is a few large convolutions, where torch's threads pay
     network = VariableRateHyperprior
     efforts = (0, *EFFORT_STEPS)
     samples_per_chunk_byte = PIXELS_PER_CHUNK_BYTE

@@ -62,6 +62,7 @@ class VQCodec(LikelihoodCodec):
     """Parts are tiles, each one `Lockstep`: the stages' indices, checkerboard by checkerboard."""
 
     exact = False  # g_a and g_s run in float on all threads; the prior runs in exact mode below
+    part_threads = None  # a tile is a few large convolutions, where torch's threads pay
     samples_per_chunk_byte = PIXELS_PER_CHUNK_BYTE
     digest_optional = False  # every vq file has carried one
 
