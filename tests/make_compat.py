@@ -29,7 +29,9 @@ def inputs(codec) -> dict[str, dict]:
     """Small real inputs, described so a test can rebuild them: an odd-sized photo crop (a 1x1
     too for lossless codecs), a text excerpt and an empty text."""
     if codec.modality == "text":
+        # "large_mixer": written with the mixer options the encoder keeps for long inputs
         return {"walden2k": {"file": "text/walden_excerpt.txt", "bytes": 2000},
+                "walden2k_large": {"file": "text/walden_excerpt.txt", "bytes": 2000, "large_mixer": True},
                 "empty": {"file": "text/walden_excerpt.txt", "bytes": 0}}
     cases = {"kodim05_37x53": {"file": "kodim05_crop.png", "rows": [11, 48], "cols": [20, 73]}}
     if codec.lossless:
@@ -51,9 +53,24 @@ def load_input(spec: dict):
 def format_suffix(blob: bytes) -> str:
     """What a file's header says about additions to its codec's format: "-sym" for the digest
     of the coded symbols (lossy files since 0.1.0+symbols), "-adapt" for vqlossless's
-    calibration to the image. A fixture per format, so each stays covered."""
+    calibration to the image, "-confirm" and "-match" for the text mixer's hash confirmation
+    and match model. A fixture per format, so each stays covered."""
     params = neurocodec.container.unpack(blob).header.params
-    return ("-sym" if "symbols" in params else "") + ("-adapt" if params.get("adapt") else "")
+    context = params.get("context", {})
+    return ("-sym" if "symbols" in params else "") + ("-adapt" if params.get("adapt") else "") + \
+        ("-confirm" if context.get("confirm") else "") + ("-match" if context.get("match") else "")
+
+
+def encode(codec, x, spec: dict, quality):
+    """`codec.encode(x, quality)`, with the text mixer of long inputs where `spec` asks for it."""
+    from neurocodec.families.text import codec as text
+
+    large_from = text.LARGE_INPUT
+    text.LARGE_INPUT = 0 if spec.get("large_mixer") else large_from
+    try:
+        return codec.encode(x, quality=quality)
+    finally:
+        text.LARGE_INPUT = large_from
 
 
 def main() -> None:
@@ -67,7 +84,7 @@ def main() -> None:
         for case, spec in inputs(codec).items():
             x = load_input(spec)
             for q in qualities:
-                blob = codec.encode(x, quality=q)
+                blob = encode(codec, x, spec, q)
                 stem = f"{name}-{digest}-{case}" + ("" if q is None else f"-q{q}") + format_suffix(blob)
                 if f"{stem}.ncd" in have:
                     continue

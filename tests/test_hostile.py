@@ -696,10 +696,15 @@ def test_tiles_and_groups_are_bounded_from_the_header(files, name, changes, shap
 
 @pytest.mark.parametrize("context, message", [
     ({"rows_log2": 24, "orders": [1, 2, 3, 4]}, r"4 x 2\*\*24 rows are over 512 MiB"),  # before: 4 x 8 GiB
-    ({"rows_log2": 20}, r"2 x 2\*\*20 rows are over 512 MiB"),
+    ({"rows_log2": 20, "orders": [3, 5]}, r"2 x 2\*\*20 rows are over 512 MiB"),
     ({"rows_log2": 40}, r"invalid context table size"),
     ({"orders": [3, 5, 7, 2, 1]}, "invalid context orders"),
     ({"rate": 1.5}, "rate"),
+    ({"match": 9}, "match length"),
+    ({"match": True}, "match length"),
+    ({"match": "8"}, "match length"),
+    ({"confirm": 1}, "confirm and classes"),
+    ({"length": 8192}, "context parameters"),
 ])
 def test_text_context_tables_are_bounded(text_file, context, message):
     blob = with_params(text_file, context=dict(header_of(text_file).params["context"], **context))

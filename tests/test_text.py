@@ -62,15 +62,18 @@ def test_real_text_compresses_and_round_trips_across_groups(text_codec, excerpt)
     assert bpb < 2.6  # gzip -9 needs 3.90 and bzip2 -9 3.62 on this excerpt
 
 
-def test_coded_size_matches_the_model(text_codec, excerpt):
+@pytest.mark.parametrize("large_from", [1 << 17, 0])
+def test_coded_size_matches_the_model(text_codec, excerpt, monkeypatch, large_from):
     """The range coder adds almost nothing to the model's own -log2 p (network + document
-    statistics, exactly as the codec computes them)."""
+    statistics, exactly as the codec computes them), with the mixer of small and of large inputs."""
+    from neurocodec.families.text import codec as text
     from neurocodec.families.text.context_mix import ContextMixer
 
+    monkeypatch.setattr(text, "LARGE_INPUT", large_from)
     data = excerpt[:2048]
     x = np.frombuffer(data, np.uint8).astype(np.int64).reshape(2, 1024)
     codec = small_groups(text_codec, group=2)
-    mixer = ContextMixer(2, **codec.context)
+    mixer = ContextMixer(2, **codec.params(data, None)["context"], length=1024)
     prev, h, c = codec.net.initial_state(2)
     bits = 0.0
     for t in range(1024):
@@ -208,3 +211,42 @@ def test_context_mixer_learns_a_document_and_never_overflows():
     assert mixer.tables[0][rows[0], ord("a")] < np.iinfo(np.uint16).max // 2 + 4  # halved, not wrapped
     with pytest.raises(ValueError):
         ContextMixer(1, [9])
+
+
+@pytest.mark.parametrize("large_from", [1 << 17, 4096])
+def test_mixer_options_by_input_size_round_trip(text_codec, excerpt, monkeypatch, large_from):
+    """Orders 3, 5, 7 with hash confirmation for every input; weights by byte kind and the
+    match model from LARGE_INPUT bytes on (bench/results/text_mixer.md measures why). Moved
+    below the excerpt's size, the large-input options code it exactly too."""
+    from neurocodec.families.text import codec as text
+    from neurocodec.families.text.context_mix import ContextMixer
+
+    monkeypatch.setattr(text, "LARGE_INPUT", large_from)
+    blob = text_codec.encode(excerpt)
+    context = container.unpack(blob).header.params["context"]
+    assert context["orders"] == [3, 5, 7] and context["confirm"] is True
+    assert ("match" in context and "classes" in context) == (len(excerpt) >= large_from)
+    assert text_codec.decode(blob) == excerpt
+    with pytest.raises(ValueError, match="length"):
+        ContextMixer(2, [3], match=8)  # a match model must know how long its streams are
+
+
+def test_match_model_follows_a_repeat_and_ties_go_to_the_last_stream():
+    from neurocodec.families.text.context_mix import ContextMixer
+
+    phrase = np.frombuffer(b"It is a truth universally acknowledged, that a single man. ", np.uint8)
+    text = np.tile(phrase, 4)
+    mixer = ContextMixer(2, [3], rows_log2=8, confirm=True, classes=True, match=8, length=len(text))
+    uniform = np.full((2, 256), 1 / 256)
+    for t, byte in enumerate(text):
+        q = mixer.mix(uniform)
+        assert np.allclose(q.sum(1), 1) and (q > 0).all()
+        if t >= 3 * len(phrase):  # the third repeat on: the match predicts every byte
+            assert (q[:, byte] > 0.5).all()
+        mixer.update(np.array([byte, byte]))
+    # both streams wrote every context in the same step: the second stream's position is kept
+    kept = mixer.where[mixer.where >= 0]
+    assert len(kept) and (kept // len(text) == 1).all()
+    # a 2**8-row table shared by many contexts: each row holds only its owner's counts
+    for table, checks in zip(mixer.tables, mixer.checks):
+        assert (table[checks == 0] == 0).all() and (checks[checks != 0] % 2 == 1).all()
