@@ -73,7 +73,7 @@ class Parts:
     chunks: list[bytes]
     has_digest: int
     digest: bytes
-    version: int = 1
+    version: int = 2
     count: int | None = None  # the trailer's chunk count (None: the true count)
     trailing: bytes = b""
     header_text: bytes | None = None  # raw header bytes instead of `doc`
@@ -88,7 +88,8 @@ def split(blob: bytes) -> Parts | None:
         if fp.read(8) != container.MAGIC:
             return None
         version, length = struct.unpack("<HI", fp.read(6))
-        doc = json.loads(fp.read(length).decode("utf-8"))
+        stored = fp.read(length)
+        doc = json.loads((container._inflate(stored) if version == 2 else stored).decode("utf-8"))
         fp.read(4)
         chunks = []
         while (n := struct.unpack("<I", fp.read(4))[0]) != container.END_MARKER:
@@ -96,7 +97,7 @@ def split(blob: bytes) -> Parts | None:
             fp.read(4)
         count, has_digest, digest = struct.unpack("<QB16s", fp.read(25))
         return Parts(doc, chunks, has_digest, digest, version) if isinstance(doc, dict) else None
-    except (ValueError, struct.error, RecursionError):
+    except (ValueError, struct.error, RecursionError, container.FormatError):
         return None
 
 
@@ -121,7 +122,8 @@ def pack(p: Parts) -> bytes:
             text = json.dumps(p.doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
         except (TypeError, ValueError, RecursionError):
             text = b"{}"
-    fields = struct.pack("<HI", p.version & 0xFFFF, len(text)) + text
+    stored = container._deflate(text) if p.version == 2 else text  # version 2 headers are deflated
+    fields = struct.pack("<HI", p.version & 0xFFFF, len(stored)) + stored
     out = [container.MAGIC, fields, struct.pack("<I", zlib.crc32(fields))]
     for c in p.chunks:
         out += [struct.pack("<I", len(c)), c, struct.pack("<I", zlib.crc32(c))]
@@ -324,7 +326,7 @@ def mutate(blob: bytes, rng: random.Random, pool: list[Seed] | None = None) -> b
             elif op == 1:
                 p.has_digest = rng.choice([0, 1, 2])
             elif op == 2:
-                p.version = rng.choice([0, 2, 0xFFFF])
+                p.version = rng.choice([0, 1, 2, 3, 0xFFFF])
             else:
                 p.trailing = rng.choice([b"\0", b"x" * 4])
         else:  # the digest

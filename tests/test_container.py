@@ -69,10 +69,12 @@ def split(blob: bytes) -> dict:
     return {"header_len": hlen, "header": (14, 14 + hlen), "chunks": chunks, "end": pos, "trailer": pos + 4}
 
 
-def with_header_json(blob: bytes, text: bytes, version: int = 1) -> bytes:
-    """`blob` with its header replaced by `text` (and a header CRC that matches)."""
+def with_header_json(blob: bytes, text: bytes, version: int = container.FORMAT_VERSION) -> bytes:
+    """`blob` with its header replaced by the JSON `text` as `version` stores it (deflated in
+    version 2), and a header CRC that matches."""
     parts = split(blob)
-    fields = struct.pack("<HI", version, len(text)) + text
+    stored = container._deflate(text) if version == 2 else text
+    fields = struct.pack("<HI", version, len(stored)) + stored
     rest = blob[parts["header"][1] + 4 :]
     return MAGIC + fields + struct.pack("<I", zlib.crc32(fields)) + rest
 
@@ -84,9 +86,13 @@ def with_trailer(blob: bytes, count: int, has_digest: int, digest: bytes) -> byt
     return blob[:start] + fields + struct.pack("<I", zlib.crc32(fields))
 
 
-def header_doc(blob: bytes) -> dict:
+def header_json(blob: bytes) -> bytes:
     start, end = split(blob)["header"]
-    return json.loads(blob[start:end].decode("utf-8"))
+    return container._inflate(blob[start:end]) if blob[8:10] == b"\x02\x00" else blob[start:end]
+
+
+def header_doc(blob: bytes) -> dict:
+    return json.loads(header_json(blob).decode("utf-8"))
 
 
 def expect_format_error(blob: bytes) -> str:
@@ -127,8 +133,8 @@ def test_layout_matches_the_specification(sample):
     blob, header, chunks, digest = sample
     assert blob[:8] == b"\x89NCD\r\n\x1a\n"
     version, hlen = struct.unpack_from("<HI", blob, 8)
-    assert version == container.FORMAT_VERSION == 1
-    text = blob[14 : 14 + hlen]
+    assert version == container.FORMAT_VERSION == 2
+    text = zlib.decompressobj(-15, container.HEADER_DICTIONARY).decompress(blob[14 : 14 + hlen])
     doc = json.loads(text)
     assert text == json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     assert doc["weights_digest"] == WEIGHTS.hex() and doc["shape"] == [len(make_text())]
@@ -278,18 +284,39 @@ def test_wrong_magic(data):
 
 def test_other_version_gets_the_version_message(sample):
     blob = sample[0]
-    start, end = split(blob)["header"]
-    v2 = with_header_json(blob, blob[start:end], version=2)
-    assert v2[8:10] == b"\x02\x00" and v2[10:] == blob[10:14] + blob[14:end] + v2[end : end + 4] + blob[end + 4 :]
-    expected = "unsupported .ncd format version 2 (this neurocodec reads version 1)"
-    assert expect_format_error(v2) == expected
+    v3 = with_header_json(blob, header_json(blob), version=3)
+    expected = "unsupported .ncd format version 3 (this neurocodec reads versions 1, 2)"
+    assert expect_format_error(v3) == expected
     # a future file whose remainder we cannot read at all
     assert expect_format_error(MAGIC + b"\x07\x00" + b"\xff" * 40) == (
-        "unsupported .ncd format version 7 (this neurocodec reads version 1)"
+        "unsupported .ncd format version 7 (this neurocodec reads versions 1, 2)"
     )
-    assert expect_format_error(MAGIC + b"\x02\x00") == expected
-    with pytest.raises(FormatError, match="version 2"):
-        read_header(io.BytesIO(v2))
+    assert expect_format_error(MAGIC + b"\x03\x00") == expected
+    with pytest.raises(FormatError, match="version 3"):
+        read_header(io.BytesIO(v3))
+
+
+def test_version_1_files_read_as_before_and_version_2_is_smaller(sample):
+    """Version 2 only deflates the header: the same file as version 1 (plain JSON) reads to
+    the same header, chunks and digest, and writes are version 2."""
+    blob = sample[0]
+    v1 = with_header_json(blob, header_json(blob), version=1)
+    assert unpack(v1) == unpack(blob)
+    assert v1[8:10] == b"\x01\x00" and blob[8:10] == b"\x02\x00"
+    assert len(blob) < len(v1) - 60
+
+
+@pytest.mark.parametrize("stored, message", [
+    (b"\xff\xff\xff", "not valid deflate data"),
+    (container._deflate(b"{}")[:-1], "cut short or followed by more"),
+    (container._deflate(b"{}") + b"\0", "cut short or followed by more"),
+    (zlib.compress(b" " * (container.MAX_HEADER_SIZE + 1), 9)[2:-4], "over 1 MiB as JSON"),  # a 1 kB deflate bomb
+])
+def test_damaged_deflated_headers(sample, stored, message):
+    blob = sample[0]
+    fields = struct.pack("<HI", 2, len(stored)) + stored
+    damaged = MAGIC + fields + struct.pack("<I", zlib.crc32(fields)) + blob[split(blob)["header"][1] + 4 :]
+    assert message in expect_format_error(damaged)
 
 
 def test_trailing_data(sample):
