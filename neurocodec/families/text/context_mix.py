@@ -139,17 +139,17 @@ class ContextMixer:
         self._kind = kind
         for j, (k, table) in enumerate(zip(self.orders, self.tables)):
             rows, check = self._rows(k, n)
-            counts = table[rows].astype(np.float64)
+            counts = table[rows]  # integers throughout, until the division
             owned = None
             if self.checks is not None:
                 owned = self.checks[j][rows] == check
-                counts[~owned] = 0.0  # another context's row: nothing seen
-            seen = counts.sum(axis=1)
+                counts[~owned] = 0  # another context's row: nothing seen
+            seen = counts.sum(axis=1, dtype=np.int64)
             bucket = np.minimum(np.ceil(np.log2(np.maximum(seen, 0.5))) + 1, SEEN_BUCKETS - 1).astype(np.int64)
             bucket[seen == 0] = 0
             bucket += SEEN_BUCKETS * (counts.max(axis=1) < seen)  # several different bytes seen
             w = self.weights[j, bucket, kind][:, None]
-            r = counts / np.maximum(seen, 1)[:, None]
+            r = counts / np.maximum(seen, 1).astype(np.float64)[:, None]
             self._last.append((rows, bucket, q, r, w, check, owned))
             q = (1 - w) * q + w * r
         if self.match:
