@@ -125,7 +125,7 @@ def test_probabilities_identical_with_one_and_two_threads(text_codec, excerpt):
 
 
 def test_a_one_group_file_steps_its_network_on_one_thread(text_codec, excerpt, monkeypatch):
-    """Issue 16: a file of one group used all of torch's threads for thousands of tiny steps;
+    """Issue 16: a file of one narrow group used all of torch's threads for thousands of tiny steps;
     with the other core busy that decoded a 6 kB text in 10.1 s instead of 3.1 s, and a crafted
     319-byte file in 38 s instead of 6.7 s. Small steps run on one thread, then it comes back."""
     seen = set()

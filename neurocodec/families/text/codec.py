@@ -17,6 +17,7 @@ weights for the next byte, which constriction normalizes the same way everywhere
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import math
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from ... import limits, registry
+from ...codec import one_thread
 from ...compose import LikelihoodCodec, Lockstep
 from ...exact.lstm import WEIGHT_BITS, IntegerLSTM
 from ...entropy import Categorical
@@ -37,6 +39,11 @@ DEFAULT_CHUNK = 8192  # longest chunk
 DEFAULT_STREAMS = 256  # chunks wanted side by side
 DEFAULT_GROUP = 256  # most chunks in one group
 MIN_CHUNK = 1024
+# A group of at least this many chunks steps its network on all of torch's threads (an evaluation
+# book decodes about 1.4x faster on two idle cores than on one); a narrower one on one thread,
+# as its steps are too small for a second thread to pay, and on a busy machine torch's waiting
+# threads made them 3-6x slower (a 6 kB text 10.1 s against 3.1 s with the other core busy).
+WIDE_GROUP = 64
 # Below this many bytes the mixer's weights by byte kind and its match model cost more than they
 # give: measured on the evaluation books (network distributions as coded, the mixer alone),
 # with orders 3, 5, 7 and hash confirmation they gain 0.3-1.5 % on books of 186-551 kB and
@@ -119,6 +126,7 @@ class TextConfig:
 class TextCodec(LikelihoodCodec):
     """Parts are groups of chunks; each group is one `Lockstep` over its chunks side by side."""
     parallel_parts = True  # a part's coding keeps no state on the codec
+    part_threads = None  # decided per group in `_lockstep`: see WIDE_GROUP
 
     exact = False  # the integer LSTM is exact by construction, on any number of threads
 
@@ -184,6 +192,10 @@ class TextCodec(LikelihoodCodec):
 
     @torch.no_grad()
     def _lockstep(self, io, sizes: list[int], chunks: list[np.ndarray] | None, context: dict) -> list[np.ndarray]:
+        with contextlib.nullcontext() if len(sizes) >= WIDE_GROUP else one_thread():
+            return self._steps(io, sizes, chunks, context)
+
+    def _steps(self, io, sizes: list[int], chunks: list[np.ndarray] | None, context: dict) -> list[np.ndarray]:
         """Step every chunk of a group together: byte t of every chunk still running, under
         the network's prediction mixed with the group's own statistics."""
         lengths = np.array(sizes)
