@@ -122,10 +122,14 @@ class ContextMixer:
         if not (_is_int(match) and (match == 0 or 4 <= match <= 8)):
             raise ValueError(f"invalid match length {match!r:.20} (0, or 4 to 8 bytes)")
 
+    def _context(self, k: int, n: int) -> np.ndarray:
+        """The last k bytes (k <= 8) of each of the first n streams, as one integer."""
+        return self.history[:n] & np.uint64((1 << (8 * k)) - 1)
+
     def _rows(self, k: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The table row of each stream's order-k context, and its 16-bit check (never 0, the
         check of a row nobody owns)."""
-        ctx = self.history[:n] & np.uint64((1 << (8 * k)) - 1)
+        ctx = self._context(k, n)
         rows = ((ctx * HASH) >> self.shift).astype(np.int64)
         check = ((ctx * CHECK_HASH) >> np.uint64(48)).astype(np.uint16) | np.uint16(1)
         return rows, check
@@ -177,9 +181,11 @@ class ContextMixer:
         after = np.ones(n)  # d q_final / d q_j: the product of (1 - w) of the later stages
         if self.match:
             bucket, q_in, predicted, w = self._last_match
-            grad = ((predicted == s) - q_in[idx, s]) / q_final
+            agrees = predicted == s
+            grad = (agrees - q_in[idx, s]) / q_final
             self.match_weights = np.clip(self.match_weights + self._step(grad, bucket, MATCH_BUCKETS, [0]), 0.0, 0.98)
             after = after * (1 - w)
+            hit = (bucket > 0) & agrees  # bucket 0: no byte known to predict
         for j in range(len(self.orders) - 1, -1, -1):
             rows, bucket, q_in, r, w, check, owned = self._last[j]
             grad = after * (r[idx, s] - q_in[idx, s]) / q_final  # d log q_final / d w_j
@@ -200,7 +206,7 @@ class ContextMixer:
             np.add.at(table, (rows, s_j), 1)
         self.history[:n] = (self.history[:n] << np.uint64(8)) | s.astype(np.uint64)
         if self.match:
-            self._follow(s, n)
+            self._follow(s, n, hit)
 
     def _step(self, grad: np.ndarray, bucket: np.ndarray, buckets: int, frozen: list[int]) -> np.ndarray:
         """The gradient step of the weights of (bucket, kind): the mean over the streams that
@@ -212,19 +218,17 @@ class ContextMixer:
         step[frozen] = 0.0
         return step
 
-    def _follow(self, s: np.ndarray, n: int) -> None:
-        """The match model after coding `s` at step t: extend the matches that predicted right,
-        look the others up by their last `match` bytes, and remember where these contexts are."""
+    def _follow(self, s: np.ndarray, n: int, hit: np.ndarray) -> None:
+        """The match model after coding `s` at step t: extend the matches that predicted it
+        (`hit`), look the others up by their last `match` bytes, and remember where these
+        contexts are."""
         t = self.t
         self.coded[:n, t] = s
         pointer = self.pointer[:n]
-        known = (pointer >= 0) & (pointer % self.length < t)
-        hit = known & (self.coded.reshape(-1)[np.maximum(pointer, 0)] == s)
         pointer = np.where(hit & ((pointer + 1) % self.length != 0), pointer + 1, -1)
         self.run[:n] = np.where(pointer >= 0, self.run[:n] + 1, 0)
         if t + 1 >= self.match and t + 1 < self.length:
-            ctx = self.history[:n] & np.uint64((1 << (8 * self.match)) - 1) if self.match < 8 else self.history[:n]
-            rows = ((ctx * HASH) >> self.where_shift).astype(np.int64)
+            rows = ((self._context(self.match, n) * HASH) >> self.where_shift).astype(np.int64)
             found = (pointer < 0) & (self.where[rows] >= 0)
             pointer = np.where(found, self.where[rows].astype(np.int64), pointer)
             self.run[:n][found] = 0
