@@ -84,6 +84,23 @@ def test_several_chunks_round_trip(codec, photo23):
     assert np.array_equal(codec.decode(blob), photo23[:100, :150])  # tiling travels in the file
 
 
+def test_calibration_to_the_image_is_in_the_header(codec, photo23):
+    """Scales calibrated to the tile as it is coded make a real photo smaller; a file without
+    "adapt" (written before it) decodes uncalibrated, whatever the codec's config says."""
+    plain = BitsBackCodec(codec.config | {"adapt": False}, _weights(), codec.weights_digest)
+    calibrated, uncalibrated = codec.encode(photo23), plain.encode(photo23)
+    assert container.unpack(calibrated).header.params["adapt"] == 1
+    assert container.unpack(uncalibrated).header.params["adapt"] == 0
+    assert len(calibrated) < 0.995 * len(uncalibrated)
+    box = container.unpack(uncalibrated)
+    legacy = dataclasses.replace(box.header, params={k: v for k, v in box.header.params.items() if k != "adapt"})
+    for blob in (calibrated, uncalibrated):
+        assert np.array_equal(codec.decode(blob), photo23) and np.array_equal(plain.decode(blob), photo23)
+    assert np.array_equal(codec.decode_chunks(legacy, box.chunks), photo23)
+    with pytest.raises(FormatError):
+        codec.decode_chunks(dataclasses.replace(box.header, params=box.header.params | {"adapt": 2}), box.chunks)
+
+
 def test_files_do_not_depend_on_threads(codec, photo23):
     img = photo23[:80, :130]
     old = torch.get_num_threads()

@@ -1,6 +1,7 @@
 """The `text` codec: exact round trips of any byte string, real compression of real text,
 integer inference that matches the float model and is identical across thread counts."""
 
+import dataclasses
 import math
 import os
 
@@ -67,20 +68,27 @@ def test_coded_size_matches_the_model(text_codec, excerpt, monkeypatch, large_fr
     """The range coder adds almost nothing to the model's own -log2 p (network + document
     statistics, exactly as the codec computes them), with the mixer of small and of large inputs."""
     from neurocodec.families.text import codec as text
+    from neurocodec.exact.lstm import OnlineOutput
     from neurocodec.families.text.context_mix import ContextMixer
 
     monkeypatch.setattr(text, "LARGE_INPUT", large_from)
     data = excerpt[:2048]
     x = np.frombuffer(data, np.uint8).astype(np.int64).reshape(2, 1024)
     codec = small_groups(text_codec, group=2)
-    mixer = ContextMixer(2, **codec.params(data, None)["context"], length=1024)
+    params = codec.params(data, None)
+    assert params["learn"] > 0  # the output layer learns as it codes
+    mixer = ContextMixer(2, **params["context"], length=1024)
+    net = OnlineOutput(codec.net, params["learn"])
     prev, h, c = codec.net.initial_state(2)
     bits = 0.0
     for t in range(1024):
-        q, h, c = codec._predict(mixer, prev, h, c)
+        weights, h, c = net.step(prev, h, c)
+        w = weights.numpy()
+        q = mixer.mix(w / w.sum(1, keepdims=True))
         bits -= np.log2(q[[0, 1], x[:, t]] / q.sum(1)).sum()
         mixer.update(x[:, t])
         prev = torch.from_numpy(x[:, t])
+        net.learn(h, weights, prev)
     payload = sum(len(c) - 1 for c in container.unpack(codec.encode(data)).chunks)  # less the mode byte
     print(f"model {bits:.0f} bits, coded {8 * payload} bits")
     assert bits - 64 <= 8 * payload <= bits * 1.01 + 64
@@ -129,13 +137,13 @@ def test_a_one_group_file_steps_its_network_on_one_thread(text_codec, excerpt, m
     with the other core busy that decoded a 6 kB text in 10.1 s instead of 3.1 s, and a crafted
     319-byte file in 38 s instead of 6.7 s. Small steps run on one thread, then it comes back."""
     seen = set()
-    real = type(text_codec.net).step
+    real = type(text_codec.net).cell
 
-    def step(self, *args):
+    def cell(self, *args):
         seen.add(torch.get_num_threads())
         return real(self, *args)
 
-    monkeypatch.setattr(type(text_codec.net), "step", step)
+    monkeypatch.setattr(type(text_codec.net), "cell", cell)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -229,6 +237,33 @@ def test_mixer_options_by_input_size_round_trip(text_codec, excerpt, monkeypatch
     assert text_codec.decode(blob) == excerpt
     with pytest.raises(ValueError, match="length"):
         ContextMixer(2, [3], match=8)  # a match model must know how long its streams are
+
+
+def test_the_output_layer_learns_the_document_the_same_on_any_thread_count(text_codec, excerpt):
+    """With "learn", the output layer takes a gradient step on each step's bytes: Walden's
+    excerpt codes smaller, identically on one and two threads; a file without "learn" in its
+    header (written before it) decodes without learning, and a bad rate is a FormatError."""
+    learning = text_codec.encode(excerpt)
+    box = container.unpack(learning)
+    assert box.header.params["learn"] > 0
+    plain_codec = TextCodec(text_codec.config | {"learn": 0}, text_codec._weights, text_codec.weights_digest)
+    plain = plain_codec.encode(excerpt)
+    assert container.unpack(plain).header.params["learn"] == 0
+    model_bytes = lambda blob: sum(len(c) for c in container.unpack(blob).chunks)  # noqa: E731
+    assert model_bytes(learning) < 0.998 * model_bytes(plain)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1 if threads > 1 else 2)
+        assert text_codec.encode(excerpt) == learning
+    finally:
+        torch.set_num_threads(threads)
+    for blob in (learning, plain):
+        assert text_codec.decode(blob) == excerpt and plain_codec.decode(blob) == excerpt
+    legacy = dataclasses.replace(box.header, params={k: v for k, v in box.header.params.items() if k != "learn"})
+    old = container.unpack(plain)
+    assert text_codec.decode_chunks(dataclasses.replace(old.header, params=legacy.params), old.chunks) == excerpt
+    with pytest.raises(FormatError):
+        text_codec.decode_chunks(dataclasses.replace(box.header, params=box.header.params | {"learn": 31}), box.chunks)
 
 
 def test_match_model_follows_a_repeat_and_ties_go_to_the_last_stream():

@@ -74,6 +74,11 @@ class IntegerLSTM:
 
     def step(self, prev: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
         """Integer weights (n, 256) of the next byte after `prev`, and the new (h, c)."""
+        h, c = self.cell(prev, h, c)
+        return self.next_byte(h @ self.w_out_t + self.b_out, ACC_BITS), h, c
+
+    def cell(self, prev: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The new (h, c) after `prev`."""
         pre = self.table_in[prev] + h @ self.w_hh_t
         n = self.hidden
         i, f, o = _lookup(self.sigmoid, pre[:, : 3 * n], ACC_BITS - GATE_BITS).split(n, dim=1)
@@ -81,8 +86,55 @@ class IntegerLSTM:
         limit = CELL_LIMIT * 2**ACT_BITS
         c = torch.floor(torch.addcmul(f * c, i, g).mul_(2.0**-ACT_BITS).add_(0.5)).clamp_(-limit, limit)
         h = torch.floor(o * _lookup(self.tanh, c, ACT_BITS - GATE_BITS) * 2.0**-ACT_BITS + 0.5)
-        logits = torch.floor((h @ self.w_out_t + self.b_out) * 2.0 ** -(ACC_BITS - LOGIT_BITS) + 0.5)
+        return h, c
+
+    def next_byte(self, logits: torch.Tensor, bits: int) -> torch.Tensor:
+        """Integer weights of the next byte from exact logits with `bits` fractional bits."""
+        logits = torch.floor(logits * 2.0 ** -(bits - LOGIT_BITS) + 0.5)
         k = torch.clamp(logits.amax(dim=1, keepdim=True) - logits, max=self.exp.numel() - 1).long()
-        return self.exp[k], h, c
+        return self.exp[k]
+
+
+class OnlineOutput:
+    """The output layer of an `IntegerLSTM`, learning the document as it is coded (dynamic
+    evaluation, Krause et al. 2018): after each step, one step of gradient descent on the code
+    length of the bytes just coded, -log p(byte), summed over the streams, at the rate
+    2**-`rate_log2` per nat. A model trained on other books thus learns this one's words, and
+    both ends learn the same from the same bytes.
+
+    Exact. p is rounded to 2**-P_BITS, so the gradient p - onehot is an integer vector and its
+    product with h (integers) an integer matrix whose sum over the streams is exact in any
+    order (below 2**38 for a thousand streams). Weights are kept with FINE more fractional bits
+    than the network's, so that small steps are not rounded away, and clamped to +-LIMIT, so
+    that a logit stays an exact float64 sum. Each step is rounded to that grid."""
+
+    FINE = 8
+    P_BITS = 16
+    LIMIT = 64.0  # |weight| and |bias| in natural units
+
+    def __init__(self, net: IntegerLSTM, rate_log2: int):
+        if net.hidden * self.LIMIT * 2.0 ** (WEIGHT_BITS + self.FINE + ACT_BITS) >= 2**52:
+            raise ValueError("the output layer is too wide for exact online learning")
+        self.net, self.rate_log2 = net, int(rate_log2)
+        self.w = net.w_out_t * 2.0**self.FINE  # units 2**-(WEIGHT_BITS + FINE)
+        self.b = net.b_out * 2.0**self.FINE  # units 2**-(ACC_BITS + FINE)
+        self.bits = ACC_BITS + self.FINE
+
+    def step(self, prev: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
+        """As `IntegerLSTM.step`, with this layer's weights."""
+        h, c = self.net.cell(prev, h, c)
+        return self.net.next_byte(h @ self.w + self.b, self.bits), h, c
+
+    def learn(self, h: torch.Tensor, weights: torch.Tensor, symbols: torch.Tensor) -> None:
+        """One step on the bytes `symbols` (n,) just coded from `weights` (n, 256, `step`'s)
+        and the states `h` (n, hidden) that predicted them."""
+        total = weights.sum(dim=1, keepdim=True)  # integers below 2**41: exact
+        grad = torch.floor(weights * 2.0**self.P_BITS / total + 0.5)  # p, one correctly rounded division
+        grad[torch.arange(len(symbols), device=grad.device), symbols] -= 2.0**self.P_BITS
+        # dw = 2**-rate * h^T grad, from units 2**-(ACT_BITS + P_BITS) to the weights'
+        shift = WEIGHT_BITS + self.FINE - ACT_BITS - self.P_BITS - self.rate_log2
+        w_limit, b_limit = self.LIMIT * 2.0 ** (WEIGHT_BITS + self.FINE), self.LIMIT * 2.0**self.bits
+        self.w.sub_(torch.floor((h.T @ grad) * 2.0**shift + 0.5)).clamp_(-w_limit, w_limit)
+        self.b.sub_(torch.floor(grad.sum(0) * 2.0 ** (self.bits - self.P_BITS - self.rate_log2) + 0.5)).clamp_(-b_limit, b_limit)
 
 

@@ -31,7 +31,8 @@ from ...entropy import DiscretizedLaplace
 from ..vq.codec import analyse, code_indices
 from ..vq.net import STRIDE
 from .adapt import ScaleAdapter
-from .net import BLOCK, LEVEL, LOG_SCALE_RANGE, PHASES, RADIUS, VQLossless, normalized_error
+from ...entropy.calibration import normalized_error
+from .net import BLOCK, LEVEL, LOG_SCALE_RANGE, PHASES, RADIUS, VQLossless
 
 # The largest tile a file may ask for: the encoder writes 1024, whose condition and canvas
 # (float64, 12 values a pixel) and the condition's widest layer take about 0.3 GB.

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ... import exact
+from ...entropy.calibration import normalized_error
 from ...entropy.losses import laplace_bits
 from ..vq.codec import TRAINING_ONLY
 from ..vq.net import VQVAE
@@ -48,17 +49,6 @@ LOG_SCALE_RANGE = (-7.0, 3.0)  # of the scale on the (x - 128) / 128 axis: 0.12 
 LEVEL = exact.ONE / 128  # one pixel level in exact-mode units
 # layers added later, zero at first: a checkpoint without them resumes as it was
 ZERO_INIT = ("phases.activity.weight", "phases.errors.weight")
-ERROR_CLAMP = 16  # normalised errors are clamped here (a Laplace's tail beyond 16 scales: 1e-7)
-
-
-def normalized_error(x: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """|x - mean| / scale, clamped to ERROR_CLAMP: how many scales the model missed by. `x` and
-    `mean` on the same axis (exact-mode integers in exact mode, and then the result too,
-    floored), `scale` a plain number on that axis (exact mode: the `fixed_exp` table's)."""
-    u = (x - mean).abs_().div_(scale)
-    if exact.is_exact():
-        return u.floor_().clamp_(max=ERROR_CLAMP * exact.ONE)
-    return u.clamp_(max=ERROR_CLAMP)
 
 
 def spread(window: torch.Tensor) -> torch.Tensor:
