@@ -77,8 +77,8 @@ class ScaleCalibration:
     def scale(self, contexts: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
         """`base` (fixed_exp of the log-scales: exact dyadic numbers) times each context's
         factor, floored at the smallest scale the network can say."""
-        factor = (self.sums[contexts] + PRIOR * UNIT).div(self.counts[contexts] + PRIOR, rounding_mode="floor")
-        scaled = base * factor.clamp_(*FACTOR_RANGE) / UNIT  # a dyadic times an integer below 2**16: exact
+        factors = (self.sums + PRIOR * UNIT).div_(self.counts + PRIOR, rounding_mode="floor").clamp_(*FACTOR_RANGE)
+        scaled = base * factors[contexts] / UNIT  # a dyadic times an integer below 2**16: exact
         return torch.maximum(scaled, self._floor)
 
     def update(self, contexts: torch.Tensor, u: torch.Tensor) -> None:

@@ -215,8 +215,9 @@ class Calibration(ScaleCalibration):
     def __init__(self, net: BitsBackNet, ph: int, pw: int):
         super().__init__(3 * ENERGY_BINS * self.SCALE_BINS, floor=LOG_SCALE_X[0])
         self.net = net
-        self.errors = torch.zeros(1, 3, ph, pw, dtype=torch.float64)  # u of the coded sub-pixels
-        self.known = torch.zeros(1, 1, ph, pw, dtype=torch.float64)  # 1 where coded
+        # u of the coded sub-pixels per colour, and 1 where coded: one tensor, pooled at once
+        self.errors_and_known = torch.zeros(1, 4, ph, pw, dtype=torch.float64)
+        self.errors, self.known = self.errors_and_known[:, :3], self.errors_and_known[:, 3:]
 
     def start_stage(self, k: int) -> None:
         """The window sums of the stage's pixels, once for its three colours."""
@@ -229,11 +230,9 @@ class Calibration(ScaleCalibration):
             return
         s = 2**level
 
-        def window_sums(t: torch.Tensor) -> torch.Tensor:
-            grid = F.pad(t[:, :, ::s, ::s], (1, 1, 1, 1))
-            return F.avg_pool2d(grid[:, :, dy:, dx:], 3, stride=2, divisor_override=1)[0]
-
-        self._totals, self._counts = window_sums(self.errors), window_sums(self.known)[0]
+        grid = F.pad(self.errors_and_known[:, :, ::s, ::s], (1, 1, 1, 1))
+        sums = F.avg_pool2d(grid[:, :, dy:, dx:], 3, stride=2, divisor_override=1)[0]
+        self._totals, self._counts = sums[:3], sums[3]
 
     def contexts(self, c: int, log_scale: torch.Tensor) -> torch.Tensor:
         """The context of each sub-pixel of colour c of the stage, (1, 1, rows, cols)."""
@@ -243,7 +242,11 @@ class Calibration(ScaleCalibration):
     def update(self, k: int, c: int, contexts: torch.Tensor, u: torch.Tensor, coded: torch.Tensor) -> None:
         """Colour c of stage k was coded (where `coded`), missing by `u` (exact units)."""
         u, coded = u[0, 0], coded[0]
-        super().update(contexts[coded], u[coded])
-        self.net.stage_pixels(self.errors, k)[0, c] = torch.where(coded, u, 0)
+        if coded.all():  # a tile inside the image
+            super().update(contexts, u)
+            self.net.stage_pixels(self.errors, k)[0, c] = u
+        else:
+            super().update(contexts[coded], u[coded])
+            self.net.stage_pixels(self.errors, k)[0, c] = torch.where(coded, u, 0)
         if c == 2:
             self.net.stage_pixels(self.known, k)[0, 0] = coded.double()
