@@ -72,6 +72,7 @@ def test_coded_size_matches_the_model(text_codec, excerpt, monkeypatch, large_fr
     from neurocodec.families.text.context_mix import ContextMixer
 
     monkeypatch.setattr(text, "LARGE_INPUT", large_from)
+    monkeypatch.setattr(text, "LEARN_FROM_CHUNKS", 2)  # learning in these 2-chunk groups too
     data = excerpt[:2048]
     x = np.frombuffer(data, np.uint8).astype(np.int64).reshape(2, 1024)
     codec = small_groups(text_codec, group=2)
@@ -239,10 +240,15 @@ def test_mixer_options_by_input_size_round_trip(text_codec, excerpt, monkeypatch
         ContextMixer(2, [3], match=8)  # a match model must know how long its streams are
 
 
-def test_the_output_layer_learns_the_document_the_same_on_any_thread_count(text_codec, excerpt):
+def test_the_output_layer_learns_the_document_the_same_on_any_thread_count(text_codec, excerpt, monkeypatch):
     """With "learn", the output layer takes a gradient step on each step's bytes: Walden's
     excerpt codes smaller, identically on one and two threads; a file without "learn" in its
-    header (written before it) decodes without learning, and a bad rate is a FormatError."""
+    header (written before it) decodes without learning, and a bad rate is a FormatError.
+    Groups narrower than LEARN_FROM_CHUNKS do not learn (the excerpt is 6 chunks)."""
+    from neurocodec.families.text import codec as text
+
+    narrow = text_codec.encode(excerpt)
+    monkeypatch.setattr(text, "LEARN_FROM_CHUNKS", 6)
     learning = text_codec.encode(excerpt)
     box = container.unpack(learning)
     assert box.header.params["learn"] > 0
@@ -251,6 +257,7 @@ def test_the_output_layer_learns_the_document_the_same_on_any_thread_count(text_
     assert container.unpack(plain).header.params["learn"] == 0
     model_bytes = lambda blob: sum(len(c) for c in container.unpack(blob).chunks)  # noqa: E731
     assert model_bytes(learning) < 0.998 * model_bytes(plain)
+    assert container.unpack(narrow).chunks == container.unpack(plain).chunks
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1 if threads > 1 else 2)

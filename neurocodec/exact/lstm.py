@@ -119,6 +119,7 @@ class OnlineOutput:
         self.w = net.w_out_t * 2.0**self.FINE  # units 2**-(WEIGHT_BITS + FINE)
         self.b = net.b_out * 2.0**self.FINE  # units 2**-(ACC_BITS + FINE)
         self.bits = ACC_BITS + self.FINE
+        self._half = torch.full_like(self.w, 0.5)
 
     def step(self, prev: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
         """As `IntegerLSTM.step`, with this layer's weights."""
@@ -134,7 +135,8 @@ class OnlineOutput:
         # dw = 2**-rate * h^T grad, from units 2**-(ACT_BITS + P_BITS) to the weights'
         shift = WEIGHT_BITS + self.FINE - ACT_BITS - self.P_BITS - self.rate_log2
         w_limit, b_limit = self.LIMIT * 2.0 ** (WEIGHT_BITS + self.FINE), self.LIMIT * 2.0**self.bits
-        self.w.sub_(torch.floor((h.T @ grad) * 2.0**shift + 0.5)).clamp_(-w_limit, w_limit)
+        step = torch.addmm(self._half, h.T, grad, alpha=2.0**shift)  # exact: an integer times 2**shift, + 1/2
+        self.w.sub_(step.floor_()).clamp_(-w_limit, w_limit)
         self.b.sub_(torch.floor(grad.sum(0) * 2.0 ** (self.bits - self.P_BITS - self.rate_log2) + 0.5)).clamp_(-b_limit, b_limit)
 
 

@@ -58,6 +58,10 @@ DEFAULT_CONTEXT = {"orders": [3, 5, 7], "rows_log2": 18, "rate": 0.02, "init": 0
 # poems), 2**-10 -0.75 % and about 2**-12 -1.0 % (Canoeing); the codec at 2**-11: Canoeing
 # 1.8246 -> 1.8060 bits per byte, Walden's first 30 kB -0.9 %, its first 6 kB -0.2 %.
 DEFAULT_LEARN = 11
+# ... in groups of at least this many chunks. A step's learning costs about as much as the
+# network's own step when a group is one chunk wide (+40 % decode time) and little when it
+# is wide; below 16 chunks (inputs under 16 kB) it gained 0.2 % (Walden's first 6 kB).
+LEARN_FROM_CHUNKS = 16
 MAX_LEARN = 30
 
 # What a file may ask of a decoder (the encoder writes chunks of MIN_CHUNK to `chunk` = 8,192
@@ -216,6 +220,7 @@ class TextCodec(LikelihoodCodec):
             for i, chunk in enumerate(chunks):
                 data[i, : len(chunk)] = chunk
         prev, h, c = self.net.initial_state(len(sizes))
+        learn = learn if len(sizes) >= LEARN_FROM_CHUNKS else 0
         net = OnlineOutput(self.net, learn) if learn else self.net
         mixer = ContextMixer(len(sizes), **context, length=data.shape[1])
         for t in range(data.shape[1]):
