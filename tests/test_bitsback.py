@@ -63,9 +63,13 @@ def test_codelength_is_the_elbo_on_chained_tiles(small, small_file, photo23):
     assert np.array_equal(small.decode(blob), photo23)
 
 
-def test_initial_bits_are_paid_once(small, small_file, photo23):
-    blob, neg_elbo = small_file
-    first = small.encode(photo23[:64, :64])  # the first tile alone
+def test_initial_bits_are_paid_once_and_not_at_all_with_mean_first(small, small_file, photo23):
+    """Without "mean_first" (files before it), a chunk's first tile borrows its latents' bits
+    from the seed, once for the chunk; with it, the first tile's latents are the prior's means
+    and nothing is borrowed, and the file is smaller."""
+    borrowing = BitsBackCodec(small.config | {"mean_first": False}, _weights(), small.weights_digest)
+    blob, neg_elbo = borrowing.measure(photo23)
+    first = borrowing.encode(photo23[:64, :64])  # the first tile alone
     seed = len(small.stack_seed({"tile": 64}))
 
     def borrowed(b):  # seed words the stack dipped into: the initial-bits overhead
@@ -75,6 +79,11 @@ def test_initial_bits_are_paid_once(small, small_file, photo23):
     assert borrowed(blob) == borrowed(first)  # ... and the 11 later tiles borrow nothing more
     overhead = 8 * sum(len(c) for c in container.unpack(blob).chunks) - neg_elbo
     assert overhead < 32 * borrowed(first) + 200  # once, not 12 times
+    mean_first, _ = small_file
+    assert container.unpack(mean_first).header.params["mean_first"] == 1
+    assert "mean_first" not in container.unpack(blob).header.params or not container.unpack(blob).header.params["mean_first"]
+    assert borrowed(mean_first) <= 1 and len(mean_first) < len(blob) - 4 * 10
+    assert np.array_equal(small.decode(blob), photo23)  # the header says which
 
 
 def test_several_chunks_round_trip(codec, photo23):
@@ -99,6 +108,22 @@ def test_calibration_to_the_image_is_in_the_header(codec, photo23):
     assert np.array_equal(codec.decode_chunks(legacy, box.chunks), photo23)
     with pytest.raises(FormatError):
         codec.decode_chunks(dataclasses.replace(box.header, params=box.header.params | {"adapt": 2}), box.chunks)
+
+
+def test_an_image_of_many_tiles_is_cut_into_two_chunks_decoded_side_by_side(codec, photo23):
+    from neurocodec.families.bitsback.codec import SIDE_BY_SIDE_TILES
+
+    tiled = BitsBackCodec(codec.config | {"tile": 32}, _weights(), codec.weights_digest)
+    blob = tiled.encode(photo23)  # 8 x 6 tiles
+    box = container.unpack(blob)
+    assert 48 >= 2 * SIDE_BY_SIDE_TILES and len(box.chunks) == 2 and box.header.params["tiles_per_chunk"] == 24
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # one thread per chunk
+        assert np.array_equal(tiled.decode(blob), photo23)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(container.unpack(tiled.encode(photo23[:96, :128])).chunks) == 1  # 12 tiles: one chunk
 
 
 def test_files_do_not_depend_on_threads(codec, photo23):
