@@ -53,13 +53,14 @@ def load_input(spec: dict):
 def format_suffix(blob: bytes) -> str:
     """What a file's header says about additions to its codec's format: "-sym" for the digest
     of the coded symbols (lossy files since 0.1.0+symbols), "-adapt" for vqlossless's and
-    bitsback's calibration to the image, "-confirm" and "-match" for the text mixer's hash
-    confirmation and match model, "-learn" for text's output layer learning as it codes, "-v2"
-    for the container's version 2 (deflated headers). A fixture per format, so each stays
-    covered."""
+    bitsback's calibration to the image, "-mean" for bitsback's first tiles without borrowed
+    bits, "-confirm" and "-match" for the text mixer's hash confirmation and match model,
+    "-learn" for text's output layer learning as it codes, "-v2" for the container's version 2
+    (deflated headers). A fixture per format, so each stays covered."""
     params = neurocodec.container.unpack(blob).header.params
     context = params.get("context", {})
     return ("-sym" if "symbols" in params else "") + ("-adapt" if params.get("adapt") else "") + \
+        ("-mean" if params.get("mean_first") else "") + \
         ("-confirm" if context.get("confirm") else "") + ("-match" if context.get("match") else "") + \
         ("-learn" if params.get("learn") else "") + \
         ("-v2" if blob[8:10] == b"\x02\x00" else "")
