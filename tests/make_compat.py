@@ -32,6 +32,7 @@ def inputs(codec) -> dict[str, dict]:
         # "large_mixer": written with the mixer options the encoder keeps for long inputs
         return {"walden2k": {"file": "text/walden_excerpt.txt", "bytes": 2000},
                 "walden2k_large": {"file": "text/walden_excerpt.txt", "bytes": 2000, "large_mixer": True},
+                "walden6k_learning": {"file": "text/walden_excerpt.txt", "bytes": 5968, "learn_from": 2},
                 "empty": {"file": "text/walden_excerpt.txt", "bytes": 0}}
     cases = {"kodim05_37x53": {"file": "kodim05_crop.png", "rows": [11, 48], "cols": [20, 73]}}
     if codec.lossless:
@@ -67,15 +68,17 @@ def format_suffix(blob: bytes) -> str:
 
 
 def encode(codec, x, spec: dict, quality):
-    """`codec.encode(x, quality)`, with the text mixer of long inputs where `spec` asks for it."""
+    """`codec.encode(x, quality)`, with the text mixer of long inputs and the output layer
+    learning in narrow groups where `spec` asks for them."""
     from neurocodec.families.text import codec as text
 
-    large_from = text.LARGE_INPUT
+    large_from, learn_from = text.LARGE_INPUT, text.LEARN_FROM_CHUNKS
     text.LARGE_INPUT = 0 if spec.get("large_mixer") else large_from
+    text.LEARN_FROM_CHUNKS = spec.get("learn_from", learn_from)
     try:
         return codec.encode(x, quality=quality)
     finally:
-        text.LARGE_INPUT = large_from
+        text.LARGE_INPUT, text.LEARN_FROM_CHUNKS = large_from, learn_from
 
 
 def main() -> None:

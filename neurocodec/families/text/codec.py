@@ -58,9 +58,10 @@ DEFAULT_CONTEXT = {"orders": [3, 5, 7], "rows_log2": 18, "rate": 0.02, "init": 0
 # poems), 2**-10 -0.75 % and about 2**-12 -1.0 % (Canoeing); the codec at 2**-11: Canoeing
 # 1.8246 -> 1.8060 bits per byte, Walden's first 30 kB -0.9 %, its first 6 kB -0.2 %.
 DEFAULT_LEARN = 11
-# ... in groups of at least this many chunks. A step's learning costs about as much as the
-# network's own step when a group is one chunk wide (+40 % decode time) and little when it
-# is wide; below 16 chunks (inputs under 16 kB) it gained 0.2 % (Walden's first 6 kB).
+# ... in groups of at least this many chunks (header "learn_from"). A step's learning costs
+# about as much as the network's own step when a group is one chunk wide (+40 % decode time)
+# and little when it is wide; below 16 chunks (inputs under 16 kB) it gained 0.2 % (Walden's
+# first 6 kB).
 LEARN_FROM_CHUNKS = 16
 MAX_LEARN = 30
 
@@ -161,7 +162,7 @@ class TextCodec(LikelihoodCodec):
     def params(self, data: np.ndarray, quality) -> dict:
         context = self.context if len(data) >= LARGE_INPUT else {k: v for k, v in self.context.items() if k not in SMALL_INPUT_OFF}
         return {"chunk": chunk_length(len(data), self.chunk, self.streams), "group": self.group, "context": context,
-                "learn": self.learn}
+                "learn": self.learn, "learn_from": LEARN_FROM_CHUNKS}
 
     def check_params(self, params: dict) -> dict:
         chunk = limits.header_int(params, "chunk", 1, MAX_CHUNK, self.name)
@@ -176,7 +177,8 @@ class TextCodec(LikelihoodCodec):
         except (KeyError, TypeError):
             raise FormatError("corrupted .ncd file: text context parameters are missing or invalid") from None
         learn = limits.header_int(params, "learn", 0, MAX_LEARN, self.name) if "learn" in params else 0
-        return {"chunk": chunk, "group": group, "context": dict(context), "learn": learn}
+        learn_from = limits.header_int(params, "learn_from", 1, MAX_GROUP, self.name) if "learn_from" in params else 1
+        return {"chunk": chunk, "group": group, "context": dict(context), "learn": learn, "learn_from": learn_from}
 
     samples_per_chunk_byte = BYTES_PER_CHUNK_BYTE
 
@@ -188,7 +190,8 @@ class TextCodec(LikelihoodCodec):
 
     def part_step(self, shapes, p) -> Lockstep:
         sizes = [s[0] for s in shapes]
-        return Lockstep(lambda io, chunks: self._lockstep(io, sizes, chunks, p["context"], p.get("learn", 0)), name="chunks")
+        learn = p.get("learn", 0) if len(sizes) >= p.get("learn_from", 1) else 0
+        return Lockstep(lambda io, chunks: self._lockstep(io, sizes, chunks, p["context"], learn), name="chunks")
 
     # --- a group's chunk: CODED + range-coded stream, or STORED + its bytes ----------------
     def encode_part(self, values, params, **kw) -> bytes:
@@ -220,7 +223,6 @@ class TextCodec(LikelihoodCodec):
             for i, chunk in enumerate(chunks):
                 data[i, : len(chunk)] = chunk
         prev, h, c = self.net.initial_state(len(sizes))
-        learn = learn if len(sizes) >= LEARN_FROM_CHUNKS else 0
         net = OnlineOutput(self.net, learn) if learn else self.net
         mixer = ContextMixer(len(sizes), **context, length=data.shape[1])
         for t in range(data.shape[1]):
