@@ -17,9 +17,9 @@ Initial bits. The first pop of a stack has nothing to take bits from (constricti
 starts from a fixed pseudo-random seed of words that the decoder rebuilds itself; the words
 of the seed the encoder never touched are stripped from the file (their count is stored), and
 what stays is the part the first tile borrowed: the initial-bits overhead, paid once per
-chunk, not per tile. Files with "mean_first" (since 2026-11-25) borrow nothing: a chunk's
-first tile takes its latents at the prior's means, uncoded, and pushes only its pixels, from
-which the next tile borrows. The decoder must end with exactly the seed again, a check of
+chunk, not per tile. Files with "mean_first" borrow nothing: a chunk's first tile takes its
+latents at the prior's means, uncoded, and pushes only its pixels, from which the next tile
+borrows (off by default: `mean_tile_step`). The decoder must end with exactly the seed again, a check of
 the data.
 
 Tiles (default 128x128, padded to a multiple of 2**(levels+1) with the value 128, which is
@@ -64,10 +64,9 @@ MAX_CHUNK_PIXELS = 1 << 23
 PIXELS_PER_CHUNK_BYTE = 1 << 7
 # A chunk's tiles are chained on one stack and decode one after another, so an image in one
 # chunk keeps one core busy. The encoder cuts an image of at least 2 x SIDE_BY_SIDE_TILES
-# tiles into at least two chunks, which two threads code side by side. Measured on kodim23,
-# 01, 13 and 05 (calibrated): one chunk 3.3915 bpsp, two 3.3948, four 3.4058, since each
-# chunk's first tile codes without latents (`mean_tile_step`); with bits borrowed for it
-# instead, one chunk 3.3972, two 3.4074.
+# tiles into at least two chunks, which two threads code side by side, each chunk paying its
+# own initial bits: +0.3 % on kodim23, 01, 13 and 05 in two chunks of 12 tiles (3.3972 ->
+# 3.4074 bpsp, the weights before), for about half the decode time on two cores.
 SIDE_BY_SIDE_TILES = 8
 
 
@@ -77,7 +76,7 @@ class BitsBackConfig:
     tile: int = 128
     chunk_pixels: int = 1 << 21
     adapt: bool = True  # calibrate the pixels' scales to the tile as it is coded (header "adapt": 1)
-    mean_first: bool = True  # a chunk's first tile borrows no bits (`mean_tile_step`, header "mean_first": 1)
+    mean_first: bool = False  # a chunk's first tile borrows no bits (`mean_tile_step`, header "mean_first": 1)
 
 
 @registry.family("bitsback", spec="neurocodec.families.bitsback.spec:BitsBackSpec", config=BitsBackConfig)
@@ -98,7 +97,7 @@ class BitsBackCodec(LikelihoodCodec):
         self.chunk_pixels = int(config.get("chunk_pixels", 1 << 21))
         self.multiple = 2 ** (self.net.levels + 1)
         self.adapt = bool(config.get("adapt", True))
-        self.mean_first = bool(config.get("mean_first", True))
+        self.mean_first = bool(config.get("mean_first", False))
 
     # --- layout ----------------------------------------------------------------------------
     def params(self, x, quality) -> dict:
@@ -162,9 +161,11 @@ class BitsBackCodec(LikelihoodCodec):
     def mean_tile_step(self, th: int, tw: int, adapt: bool) -> Lockstep:
         """A chunk's first tile without bits-back: its latents are not coded but taken at the
         prior's means (z2 = 0, z1 the mean of p(z1|z2)), so it borrows no initial bits. The
-        latents carry little (their KL is about 0.005 bpsp), and the bits a first tile would
-        borrow cost more: kodim23, 01, 13 and 05 in one chunk 3.3972 -> 3.3915 bpsp, in
-        two 3.4074 -> 3.3948. Every tile so (no bits-back at all): 3.4172."""
+        latents carry little (their KL is about 0.005 bpsp). Off by default (config
+        "mean_first"): with the weights before, kodim23, 01, 13 and 05 gained (two chunks
+        3.4074 -> 3.3948 bpsp), but with the shipped ones all of Kodak lost (3.1031 ->
+        3.1080), kodim15 and kodim23 by 1-2 %, and on kodim15 the file is then 11 % above
+        the model's own ideal code length, a gap not understood yet."""
         net, m = self.net, self.multiple
         ph, pw = -(-th // m) * m, -(-tw // m) * m
         s = 2**net.levels
