@@ -101,7 +101,7 @@ class BitsBackCodec(LikelihoodCodec):
 
     # --- layout ----------------------------------------------------------------------------
     def params(self, x, quality) -> dict:
-        tiles = -(-x.shape[0] // self.tile) * -(-x.shape[1] // self.tile)
+        tiles = _tile_count(x.shape, self.tile)
         per_chunk = max(1, self.chunk_pixels // self.tile**2)
         if tiles >= 2 * SIDE_BY_SIDE_TILES:
             per_chunk = min(per_chunk, -(-tiles // 2))
@@ -122,7 +122,7 @@ class BitsBackCodec(LikelihoodCodec):
         return [tiles[i : i + n] for i in range(0, len(tiles), n)]
 
     def count_parts(self, shape, p) -> int:
-        return -(-(-(-shape[0] // p["tile"]) * -(-shape[1] // p["tile"])) // p["tiles_per_chunk"])
+        return -(-_tile_count(shape, p["tile"]) // p["tiles_per_chunk"])
 
     def stack_seed(self, params: dict) -> np.ndarray:
         """The fixed start of every chunk's stack: enough words for the first tile's pops."""
@@ -139,8 +139,7 @@ class BitsBackCodec(LikelihoodCodec):
 
     # --- one tile: Bit-Swap, as two nested bits-back steps --------------------------------
     def tile_step(self, th: int, tw: int, adapt: bool) -> BitsBack:
-        net, m = self.net, self.multiple
-        ph, pw = -(-th // m) * m, -(-tw // m) * m
+        net, (ph, pw) = self.net, self._padded(th, tw)
         s = 2**net.levels
         z2_shape = (1, net.c2, ph // (2 * s), pw // (2 * s))
         z1_shape = (1, net.c1, ph // s, pw // s)
@@ -166,8 +165,7 @@ class BitsBackCodec(LikelihoodCodec):
         3.4074 -> 3.3948 bpsp), but with the shipped ones all of Kodak lost (3.1031 ->
         3.1080), kodim15 and kodim23 by 1-2 %, and on kodim15 the file is then 11 % above
         the model's own ideal code length, a gap not understood yet."""
-        net, m = self.net, self.multiple
-        ph, pw = -(-th // m) * m, -(-tw // m) * m
+        net, (ph, pw) = self.net, self._padded(th, tw)
         s = 2**net.levels
         z2 = np.zeros((1, net.c2, ph // (2 * s), pw // (2 * s)), dtype=np.int64)
 
@@ -182,8 +180,7 @@ class BitsBackCodec(LikelihoodCodec):
         """The pixels of a tile given the latent's features, stage by stage of the polyphase
         pyramid, R, G, B within a stage, each conditioned on what came before; with `adapt`,
         each scale calibrated by what the tile's coded pixels say of the model (`Calibration`)."""
-        net, m = self.net, self.multiple
-        ph, pw = -(-th // m) * m, -(-tw // m) * m
+        net, (ph, pw) = self.net, self._padded(th, tw)
         mask = torch.zeros(1, 1, ph, pw, dtype=torch.bool)
         mask[..., :th, :tw] = True
         sym, x = self._fixed(tile, ph, pw)
@@ -208,10 +205,15 @@ class BitsBackCodec(LikelihoodCodec):
                 sv[:, c] = chan  # views: these writes land in `sym` and `x`
                 target[:, c] = (chan - 128) * (exact.ONE / 128)
                 if calibration:
-                    calibration.update(k, c, contexts, normalized_error(target[:, c : c + 1], mean, unit_scale), mk)
+                    calibration.coded(k, c, contexts, normalized_error(target[:, c : c + 1], mean, unit_scale), mk)
         return sym[0, :, :th, :tw].permute(1, 2, 0).to(torch.uint8).numpy()
 
     # --- distributions and values, shared by both directions ------------------------------
+    def _padded(self, th: int, tw: int) -> tuple[int, int]:
+        """A tile's size padded to a multiple of 2**(levels + 1)."""
+        m = self.multiple
+        return -(-th // m) * m, -(-tw // m) * m
+
     @staticmethod
     def _fixed(tile: np.ndarray | None, ph: int, pw: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The tile padded with 128 (all 128 for a decoder), and as exact-mode (x - 128) / 128."""
@@ -279,14 +281,20 @@ class Calibration(ScaleCalibration):
         energy = energy_level(self._totals[c] + self._here[:c].sum(0), self._counts + c)
         return (c * ENERGY_BINS + energy) * self.SCALE_BINS + scale_level(log_scale[0, 0], LOG_SCALE_X[0])
 
-    def update(self, k: int, c: int, contexts: torch.Tensor, u: torch.Tensor, coded: torch.Tensor) -> None:
-        """Colour c of stage k was coded (where `coded`), missing by `u` (exact units)."""
+    def coded(self, k: int, c: int, contexts: torch.Tensor, u: torch.Tensor, coded: torch.Tensor) -> None:
+        """Colour c of stage k was coded (where `coded`), missing by `u` (exact units): the
+        statistics (`update`) and the error map the next stages' contexts read."""
         u, coded = u[0, 0], coded[0]
         if coded.all():  # a tile inside the image
-            super().update(contexts, u)
+            self.update(contexts, u)
             self.net.stage_pixels(self.errors, k)[0, c] = u
         else:
-            super().update(contexts[coded], u[coded])
+            self.update(contexts[coded], u[coded])
             self.net.stage_pixels(self.errors, k)[0, c] = torch.where(coded, u, 0)
         if c == 2:
             self.net.stage_pixels(self.known, k)[0, 0] = coded.double()
+
+
+def _tile_count(shape, tile: int) -> int:
+    """How many tiles of `tile` x `tile` cover an image of `shape` (height, width, ...)."""
+    return -(-shape[0] // tile) * -(-shape[1] // tile)
