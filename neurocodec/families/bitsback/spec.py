@@ -15,7 +15,6 @@ ARCH = ("levels", "z1", "z2", "feat", "hidden", "width", "depth", "interp")
 class BitsBackSpec(TrainSpec):
     family = "bitsback"
     defaults = {"batch": 8, "crop": 64, "lr": 1e-3}
-    autocast = False
     channels_last = False
     clip = 5.0
 

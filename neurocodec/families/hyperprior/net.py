@@ -93,7 +93,8 @@ class VariableRateHyperprior(nn.Module):
         gain, inv_gain = self.gains(level)
         y = self.g_a(x)
         z = self.h_a(y)
-        z_hat, z_likelihoods = self.entropy_bottleneck(z)
+        with torch.autocast(z.device.type, enabled=False):  # the factorized density in float32
+            z_hat, z_likelihoods = self.entropy_bottleneck(z.float())
         y_g = y * gain
         y_hat_g, scales_g, means_g = self.quantized(self.h_s(z_hat), y_g, gain, inv_gain, straight_through)
         _, y_likelihoods = self.gaussian_conditional(y_g, scales_g, means=means_g)

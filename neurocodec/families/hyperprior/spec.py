@@ -22,7 +22,6 @@ class HyperpriorSpec(TrainSpec):
                "learn": ("all", "what learns: 'all', or 'synthesis' (g_s only: the coded latents, their entropy model "
                                 "and so every file's size stay as they were; the decoder is fitted to them)",
                          ("all", "synthesis"))}
-    autocast = False  # compressai's likelihood bounds want float32
     synthesis_parts = ("g_s.",)  # what learns with --learn synthesis
 
     @property

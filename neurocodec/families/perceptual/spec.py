@@ -35,6 +35,7 @@ class PerceptualSpec(ContextSpec):
                "k_adversarial": (0.01, "weight of the generator's adversarial loss"),
                "disc_lr": (1e-4, "the discriminator's learning rate")}
     synthesis_parts = ("g_s.", "disc.")
+    autocast = False  # bf16 is measured for the rate-distortion terms only, not the adversarial game
 
     def build(self, arch: dict) -> GenerativeContext:
         if arch or not self.opts["backbone"]:
