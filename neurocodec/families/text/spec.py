@@ -41,7 +41,6 @@ class TextSpec(TrainSpec):
     defaults = {"batch": 128, "lr": 2e-3}
     options = {"hidden": (384, "LSTM width (a new model only)"), "seq": (128, "bytes per backpropagation window"),
                "eval_data": (None, "text files to report bits per byte on at the end")}
-    autocast = False
     channels_last = False
 
     def build(self, arch: dict) -> ByteLSTM:
