@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from ..autocast import bf16
 from .checkpoint import (
     add_run,
     has_checkpoint,
@@ -170,13 +171,10 @@ def export(spec: TrainSpec, checkpoint: str | Path, folder: str | Path, name: st
 
 
 def _autocast(spec: TrainSpec, device: str):
-    """bf16 autocast where the family allows it: on CUDA, and on CPUs whose oneDNN computes in
-    bf16 (AVX-512 and later), where it trains context about 2.2x and bitsback 1.45x faster
-    per step with losses within 0.1 % of float32 on the same batch."""
-    kind = "cuda" if str(device).startswith("cuda") else "cpu"
-    if spec.autocast and (kind == "cuda" or torch.ops.mkldnn._is_mkldnn_bf16_supported()):
-        return torch.autocast(kind, dtype=torch.bfloat16)
-    return None
+    """bf16 autocast where the family allows it (`spec.autocast`) and the device computes in
+    bf16: on the 2-core EPYC it trains context 2.0x, bitsback 1.74x and text 1.74x faster per
+    step, with losses within 0.1 % of float32 on the same batch."""
+    return bf16(device) if spec.autocast else None
 
 
 def _stop(out_of_time: bool, world: int) -> bool:

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import math
 
+import contextlib
+
 import numpy as np
 import torch
 
+from ...autocast import bf16
 from .net import LAMBDAS, annealed_round
 from .weights import ACT_BITS
 
@@ -52,7 +55,10 @@ def search(codec, t: torch.Tensor, y: torch.Tensor, z: torch.Tensor, quality: in
         return lam * 255**2 * ((x_hat - t[..., :h, :w]) ** 2).mean() + bits / (h * w)
 
     best = (math.inf, None, None)
-    with torch.random.fork_rng(devices=[t.device] if t.device.type == "cuda" else []):
+    # in bf16 where the hardware has it: effort 1 on 4 Kodak crops gained -4.00 % BD-rate in
+    # 0.63x the seconds of float32 (-4.01 %); the latents it picks are then coded exactly
+    with torch.random.fork_rng(devices=[t.device] if t.device.type == "cuda" else []), \
+            bf16(t.device) or contextlib.nullcontext():
         torch.manual_seed(0)  # the same image and settings give the same file
         for i in range(steps + 1):
             if i % SEARCH_CHECK == 0 or i == steps:
