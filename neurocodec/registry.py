@@ -258,14 +258,16 @@ def _load_folder(folder: Path, name: str) -> Codec:
 def best_codec(modality: str, lossless: bool, metric: str) -> str | None:
     """The installed codec of this kind with the lowest `metric` (a dotted path into its
     config, e.g. "kodak.bpsp"), if any has that figure. A codec for part of the rate range
-    (a `top_level` below its network's highest, as `perceptual`) is never the default: its
+    (a `top_level` below its network's highest or a `bottom_level` below 0, as `perceptual`)
+    is never the default: its
     BD-rate is over other rates than the others'."""
     scored = []
     for name in available_codecs():
         config = read_config(name)
         if config.get("modality") != modality or bool(config.get("lossless")) != lossless:
             continue
-        if config.get("top_level") is not None and config.get("top_level") != config.get("levels", 0) - 1:
+        if config.get("top_level") is not None and config.get("top_level") != config.get("levels", 0) - 1 \
+                or config.get("bottom_level", 0):
             continue
         value = config
         for key in metric.split("."):

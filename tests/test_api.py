@@ -99,14 +99,15 @@ def extra_codecs(tmp_path, monkeypatch):
 
 def test_a_codec_for_part_of_the_rates_is_never_the_default(extra_codecs):
     """A lossy codec whose -q spans only the lowest rate levels (`top_level`, as perceptual)
-    is not chosen as the default, whatever BD-rate it records: that is over other rates."""
+    or reaches below them (`bottom_level`) is not chosen as the default, whatever BD-rate it
+    records: that is over other rates."""
     config = json.loads((extra_codecs / registry.CONFIG).read_text())
     config["kodak"] = {"bd_rate_jpeg": -99.0}
     (extra_codecs / registry.CONFIG).write_text(json.dumps(config))
     assert registry.default_codec("image", False) == "hp-copy"
-    config["top_level"] = 3.0
-    (extra_codecs / registry.CONFIG).write_text(json.dumps(config))
-    assert registry.default_codec("image", False) != "hp-copy"
+    for part in ({"top_level": 3.0}, {"bottom_level": -2.0}):
+        (extra_codecs / registry.CONFIG).write_text(json.dumps(config | part))
+        assert registry.default_codec("image", False) != "hp-copy"
 
 
 def test_codecs_are_found_on_the_search_path(extra_codecs, photo):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import psnr
+from safetensors.torch import load_file
 
 import neurocodec
 from neurocodec import container, registry
@@ -82,3 +83,22 @@ def test_the_context_trains_from_the_hyperprior(tmp_path):
                                   "--batch", "2", "--crop", "64", "--out", str(tmp_path / "run")])
     assert r.exit_code == 0, r.output
     assert registry.codec_class("context") is ContextCodec
+
+
+def test_a_bottom_level_below_0_extrapolates_the_gains_to_lower_rates(photo):
+    """`bottom_level` maps -q 1 below the lowest trained lambda (as perceptual's low rates):
+    the log-gains of levels 0 and 1 are extrapolated, each level down costs fewer bits, and
+    the file decodes to what the encoder measured."""
+    shipped = neurocodec.load_codec("context")
+    config = dict(registry.read_config("context"), name="ctx-low", bottom_level=-2.0)
+    weights = load_file(str(registry.codec_folder("context") / config["weights"]))
+    low = ContextCodec(config, weights, bytes(32))
+    assert (low.level(1), low.level(100)) == (-2.0, shipped.level(100))
+    g0, g1 = shipped.log_gain[0], shipped.log_gain[1]
+    assert np.allclose(low.gains(1)[0].numpy().ravel(), np.exp(3 * g0 - 2 * g1), atol=2**-16)
+    sizes = []
+    for codec in (shipped, low):
+        blob, bits = codec.measure(photo, quality=1)
+        assert codec.decode(blob).shape == photo.shape
+        sizes.append(len(blob))
+    assert sizes[1] < 0.75 * sizes[0]

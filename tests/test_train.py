@@ -212,7 +212,7 @@ def test_synthesis_only_keeps_what_sets_the_rate(tmp_path, family):
     base, tuned = tmp_path / "base", tmp_path / "tuned"
     assert CliRunner().invoke(main, ["train", family, "--minutes", "0.03", "--out", str(base), *common]).exit_code == 0
     folder = tmp_path / "codecs" / f"{family}-tuned"
-    top = ["--top-level", "2.5"] if family == "perceptual" else []
+    top = ["--top-level", "2.5", "--bottom-level", "-2"] if family == "perceptual" else []
     result = CliRunner().invoke(main, ["train", family, "--minutes", "0.03", "--out", str(tuned), "--resume", str(base),
                                        "--learn", "synthesis", "--lr", "1e-2", "--export", str(folder), *top, *common])
     assert result.exit_code == 0, result.output
@@ -220,7 +220,7 @@ def test_synthesis_only_keeps_what_sets_the_rate(tmp_path, family):
     codec = registry.codec_class(family)(config, __import__("safetensors.torch").torch.load_file(str(folder / registry.WEIGHTS)),
                                          bytes(32))
     # perceptual's -q spans the levels its synthesis learned
-    assert (codec.level(1), codec.level(100)) == (0.0, 2.5 if family == "perceptual" else 8.0)
+    assert (codec.level(1), codec.level(100)) == ((-2.0, 2.5) if family == "perceptual" else (0.0, 8.0))
     before, _, _ = load_checkpoint(base)
     after, _, _ = load_checkpoint(tuned)
     changed = {k for k in before if not torch.equal(before[k], after[k])}
@@ -232,6 +232,9 @@ def test_synthesis_only_keeps_what_sets_the_rate(tmp_path, family):
     for top in (0, 9, "3", True):  # a level of the network, a real number
         with pytest.raises(neurocodec.NeurocodecError, match="top_level"):
             registry.check_config(type(codec), f"{family}-tuned", dict(config, top_level=top))
+    for bottom in (-3.5, 0.5, "-1", True):  # at most three levels below the lowest trained
+        with pytest.raises(neurocodec.NeurocodecError, match="bottom_level"):
+            registry.check_config(type(codec), f"{family}-tuned", dict(config, bottom_level=bottom))
 
 
 @pytest.mark.parametrize("family", [f for f in sorted(registry.family_sources()) if registry.train_spec(f).autocast])

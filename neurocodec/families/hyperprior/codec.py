@@ -40,6 +40,10 @@ from .weights import ACT_BITS, Z_HALF_RANGE, exact_hyper_synthesis, float_state
 SCALE_BOUND = 0.11  # compressai's lower bound on a Gaussian scale
 Y_HALF_RANGE = 2047  # y residuals are clamped to [-2047, 2047]
 GAIN_GRID = 2.0**16
+# the lowest rate level a config may map -q 1 to: three levels (lambda / 8) below the lowest
+# trained one, gains extrapolated; context's level -2 codes 4 Kodak images at 0.071 bpp
+# (level 0: 0.157), PSNR falling smoothly (23.8 -> 21.7 dB)
+MIN_LEVEL = -3.0
 EFFORT_STEPS = {1: 25, 2: 100, 3: 400}  # encoder-side search steps per tile, by effort
 OVERLAP = 128  # pixels of its neighbours a tile's analysis and synthesis see (a multiple of 16)
 # The largest tile a file may ask for: the synthesis runs on a whole tile at once; the shipped tiles are 1024 x 1024, a file may ask for up to 2048 x 2048. Before, a tile
@@ -48,7 +52,9 @@ MAX_TILE = 2048
 # The most pixels a tile may hold per byte of its chunk (LikelihoodCodec.samples_per_chunk_byte).
 # Measured (fuzz/measure_bounds.py) at quality 1, a flat grey image is the most compressible:
 # one byte per 496 pixels at 256 x 256, 360-368 in tiles of 1024 and 2048 (white: 86-137);
-# 2**12 leaves a margin of 8. The symbols digest catches garbage only at the end, after about
+# 2**12 leaves a margin of 8. A codec whose -q 1 is below level 0 (`bottom_level`) goes
+# further: perceptual's latents at level -2.5 or -3, one byte per 1,040 pixels of a flat grey
+# 1024 tile, a margin of 3.9. The symbols digest catches garbage only at the end, after about
 # 1 us a pixel: at most 4 ms of work a byte.
 PIXELS_PER_CHUNK_BYTE = 1 << 12
 
@@ -65,11 +71,14 @@ class HyperpriorConfig:
     default_quality: int = 50
     bench_qualities: list = field(default_factory=list)
     top_level: float | None = None  # the rate level q = 100 stands for (default: the highest)
+    bottom_level: float = 0.0  # the rate level q = 1 stands for: below 0, gains extrapolated
 
     def __post_init__(self):
-        top = self.top_level
+        top, bottom = self.top_level, self.bottom_level
         if top is not None and not (isinstance(top, (int, float)) and not isinstance(top, bool) and 0 < top <= self.levels - 1):
             raise ValueError(f"top_level {top!r} is not a level in (0, {self.levels - 1}]")
+        if not (isinstance(bottom, (int, float)) and not isinstance(bottom, bool) and MIN_LEVEL <= bottom <= 0):
+            raise ValueError(f"bottom_level {bottom!r} is not a level in [{MIN_LEVEL}, 0]")
 
 
 @registry.family("hyperprior", spec="neurocodec.families.hyperprior.spec:HyperpriorSpec", config=HyperpriorConfig)
@@ -89,6 +98,7 @@ class HyperpriorCodec(LikelihoodCodec):
         self.tile = int(config.get("tile", 1024))
         top = config.get("top_level")
         self.top_level = float(config["levels"] - 1 if top is None else top)
+        self.bottom_level = float(config.get("bottom_level", 0.0))
         self.net = self.network(N=config["N"], M=config["M"], levels=config["levels"], likelihoods=False)
         self.net.load_learned(float_state(weights))
         self._entropy_state = {k: v.float() for k, v in weights.items() if k.startswith("entropy_bottleneck.")}
@@ -111,14 +121,16 @@ class HyperpriorCodec(LikelihoodCodec):
 
     # parameters shared by encoder and decoder ------------------------------------------
     def level(self, quality: int) -> float:
-        """The network's rate level for a quality 1..100: 0 .. `top_level` (a codec whose decoder
-        was trained for the lowest levels only, as `perceptual`, spreads -q over those)."""
-        return (quality - 1) / 99 * self.top_level
+        """The network's rate level for a quality 1..100: `bottom_level` (0 unless set)
+        .. `top_level` (a codec whose decoder was trained for the lowest rates only, as
+        `perceptual`, spreads -q over those)."""
+        return self.bottom_level + (quality - 1) / 99 * (self.top_level - self.bottom_level)
 
     def gains(self, quality: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gain and inverse gain for a quality 1..100, rounded to a 2**-16 grid."""
+        """Gain and inverse gain for a quality 1..100, rounded to a 2**-16 grid (below level
+        0, the log-gains of levels 0 and 1 extrapolated)."""
         level = self.level(quality)
-        lo = min(int(math.floor(level)), self.net.levels - 2)
+        lo = min(max(int(math.floor(level)), 0), self.net.levels - 2)
         a = level - lo
 
         def interp(table):

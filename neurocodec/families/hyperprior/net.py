@@ -71,9 +71,11 @@ class VariableRateHyperprior(nn.Module):
             raise KeyError(f"weights do not fit the network: missing {missing[:3]}, unexpected {unexpected[:3]}")
 
     def gains(self, level: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gain and inverse gain, shape (B, M, 1, 1), for continuous levels in [0, L-1]."""
-        level = level.clamp(0, self.levels - 1)
-        lo = level.floor().long().clamp(max=self.levels - 2)
+        """Gain and inverse gain, shape (B, M, 1, 1), for continuous levels up to L-1; below
+        level 0 (rates under the lowest trained lambda) the log-gains of levels 0 and 1 are
+        extrapolated."""
+        level = level.clamp(max=self.levels - 1)
+        lo = level.floor().long().clamp(0, self.levels - 2)
         a = (level - lo.to(level.dtype))[:, None]
         g = (1 - a) * self.log_gain[lo] + a * self.log_gain[lo + 1]
         ig = (1 - a) * self.log_inv_gain[lo] + a * self.log_inv_gain[lo + 1]

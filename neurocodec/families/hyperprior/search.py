@@ -37,7 +37,7 @@ def search(codec, t: torch.Tensor, y: torch.Tensor, z: torch.Tensor, quality: in
     net, (h, w) = codec.net, size
     net.add_likelihoods(codec._entropy_state)
     level = codec.level(quality)
-    lo = min(int(math.floor(level)), net.levels - 2)
+    lo = min(max(int(math.floor(level)), 0), net.levels - 2)
     log_lam = np.log(LAMBDAS[: net.levels])
     lam = float(np.exp(log_lam[lo] + (level - lo) * (log_lam[lo + 1] - log_lam[lo])))
     gain, inv_gain = (g.float().to(t.device) for g in codec.gains(quality))

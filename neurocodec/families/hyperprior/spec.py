@@ -78,11 +78,11 @@ class HyperpriorSpec(TrainSpec):
         return default_config(name, model), export_weights(model)
 
 
-def rate_levels(n: int, top: float, levels: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """n continuous rate levels drawn uniformly in [0, top], and their lambdas: the trained
-    lambdas interpolated geometrically, as the gains are."""
-    level = torch.rand(n, device=device) * top
-    lo = level.floor().long().clamp(max=levels - 2)
+def rate_levels(n: int, top: float, levels: int, device, bottom: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """n continuous rate levels drawn uniformly in [bottom, top], and their lambdas: the
+    trained lambdas interpolated geometrically, as the gains are (extrapolated below 0)."""
+    level = bottom + torch.rand(n, device=device) * (top - bottom)
+    lo = level.floor().long().clamp(0, levels - 2)
     a = level - lo
     log_lambdas = torch.tensor(LAMBDAS, device=device).log()
     return level, ((1 - a) * log_lambdas[lo] + a * log_lambdas[lo + 1]).exp()

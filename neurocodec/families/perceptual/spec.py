@@ -31,6 +31,8 @@ class PerceptualSpec(ContextSpec):
     options = {**ContextSpec.options,
                "backbone": ("context", "a new model starts as this context codec ('' for an untrained one)"),
                "top_level": (3.0, "the highest rate level trained (of the backbone's 0..8)"),
+               "bottom_level": (0.0, "the lowest rate level trained: below 0, under the backbone's lowest "
+                                     "lambda, its gains extrapolated (down to -3)"),
                "k_perceptual": (0.5, "weight of the perceptual distance"),
                "k_adversarial": (0.01, "weight of the generator's adversarial loss"),
                "disc_lr": (1e-4, "the discriminator's learning rate")}
@@ -60,7 +62,7 @@ class PerceptualSpec(ContextSpec):
 
     def loss(self, model, x, frac):
         net = unwrap(model)
-        level, lam = rate_levels(x.shape[0], self.opts["top_level"], net.levels, x.device)
+        level, lam = rate_levels(x.shape[0], self.opts["top_level"], net.levels, x.device, self.opts["bottom_level"])
         out = model(x, level)
         bits = sum(-torch.log2(l).flatten(1).sum(1) for l in out["likelihoods"].values())
         bpp = bits / (x.shape[2] * x.shape[3])
@@ -85,6 +87,7 @@ class PerceptualSpec(ContextSpec):
 
     def export(self, model, info, name):
         config, weights = super().export(model, info, name)
-        # -q 1..100 spans the rate levels the synthesis was trained for (0 .. top_level)
-        return dict(config, family="perceptual", top_level=self.opts["top_level"], default_quality=50,
+        # -q 1..100 spans the rate levels the synthesis was trained for (bottom .. top_level)
+        bottom = {"bottom_level": self.opts["bottom_level"]} if self.opts["bottom_level"] else {}
+        return dict(config, family="perceptual", top_level=self.opts["top_level"], **bottom, default_quality=50,
                     bench_qualities=[1, 17, 34, 50, 67, 84, 100]), weights
