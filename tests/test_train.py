@@ -260,3 +260,40 @@ def test_bf16_autocast_keeps_the_loss_of_float32(family, photo):
             spec.setup(model, type("Streams", (), {"wrapped": True})(), "cpu")  # text: no carried state
             losses.append(float(spec.loss(model, x, 0.5)[0]))
     assert losses[1] == pytest.approx(losses[0], rel=5e-3)
+
+
+def test_checkpoints_keep_the_weights_moving_average_and_resume_from_the_live_weights(tmp_path):
+    """A checkpoint's model is the moving average of the weights (what export and evaluation
+    use); the weights the optimizer stepped come along (`live.*`, at the model's precision)
+    and a resumed run goes on from them, its average from the average. `--ema 0` keeps none."""
+    from neurocodec.train.average import WeightAverage
+    from neurocodec.train.checkpoint import LIVE, load_checkpoint
+
+    lin = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.fill_(1.0)
+    avg = WeightAverage(lin, 0.5)  # fresh: warms up, decay (1 + t) / (10 + t) = 2/11 first
+    with torch.no_grad():
+        lin.weight.fill_(12.0)
+    avg.update()
+    assert torch.allclose(avg.avg[0], torch.full((1, 2), 1 + 11 * 9 / 11))
+    with avg.swapped():
+        assert torch.equal(lin.weight.detach(), torch.full((1, 2), 10.0))
+    assert torch.equal(lin.weight.detach(), torch.full((1, 2), 12.0))
+
+    out = tmp_path / "run"
+    args = ["train", "idf", "--data", str(DATA), "--out", str(out), *FAMILY_ARGS["idf"]]
+    assert CliRunner().invoke(main, args + ["--minutes", "0.03", "--ema", "0.9"]).exit_code == 0
+    state, info, optim = load_checkpoint(out)
+    live = {k[len(LIVE):]: v for k, v in optim.items() if k.startswith(LIVE)}
+    assert set(live) == set(state) and any(not torch.equal(live[k], state[k]) for k in state)
+    assert info["runs"][-1]["ema"] == 0.9
+    folder = tmp_path / "codecs" / "idf-avg"
+    again = CliRunner().invoke(main, args + ["--minutes", "0", "--resume", str(out), "--export", str(folder)])
+    assert again.exit_code == 0, again.output
+    state2, _, optim2 = load_checkpoint(out)  # no steps: the same average and live weights
+    assert all(torch.equal(state[k], state2[k]) and torch.equal(live[k], optim2[LIVE + k]) for k in state)
+    plain = tmp_path / "plain"
+    assert CliRunner().invoke(main, ["train", "idf", "--data", str(DATA), "--out", str(plain), *FAMILY_ARGS["idf"],
+                                     "--minutes", "0.03", "--ema", "0"]).exit_code == 0
+    assert not any(k.startswith(LIVE) for k in load_checkpoint(plain)[2])

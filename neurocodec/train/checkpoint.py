@@ -5,7 +5,9 @@ which shard) and `checkpoint-NN.safetensors` files, each at most `SHARD_BYTES`, 
 file fits what a lent GPU machine sends back. Large weight tensors are stored in float16 and
 the optimizer's moments in bfloat16 (float16 would flush Adam's tiny second moments to zero,
 and a zero there turns the next update into a jump); small tensors (biases, GDN and entropy
-model parameters, gains) stay float32. Loading gives float32 again.
+model parameters, gains) stay float32. Loading gives float32 again. Where training keeps a
+moving average of the weights (`average.py`), the model tensors are the average and the
+weights the optimizer steps are among the optimizer tensors (`live.*`), at the model's precision.
 
 Folders written before the sharded format (one float32 `checkpoint.safetensors`) still load.
 """
@@ -23,13 +25,14 @@ STATE = "checkpoint.json"
 OLD_WEIGHTS = "checkpoint.safetensors"
 SHARD_BYTES = 16 * 2**20 - 2**16  # 16 MiB less room for the safetensors header
 HALF_NUMEL = 4096  # model tensors at least this large are stored as float16
+LIVE = "live."  # among the optimizer tensors: the weights the optimizer steps, stored as the model's
 
 
 def _stored(key: str, t: torch.Tensor) -> torch.Tensor:
     t = t.detach().cpu().contiguous()
     if not t.is_floating_point():
         return t
-    if key.startswith("optim."):
+    if key.startswith("optim.") and not key.startswith("optim." + LIVE):
         return t.to(torch.bfloat16)
     return t.half() if t.numel() >= HALF_NUMEL else t.float()
 

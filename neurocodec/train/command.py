@@ -22,11 +22,11 @@ def make_command(name: str) -> click.Command:
     spec_cls = registry.train_spec(name)
     d = spec_cls.defaults
 
-    def run(data, minutes, out_dir, resume, export_to, export_name, batch, crop, lr, device, **options):
+    def run(data, minutes, out_dir, resume, export_to, export_name, batch, crop, lr, device, ema, **options):
         from .loop import export, train
 
         spec = spec_cls(**options)
-        info = train(spec, data, out_dir, minutes, resume=resume, batch=batch, crop=crop, lr=lr, device=device)
+        info = train(spec, data, out_dir, minutes, resume=resume, batch=batch, crop=crop, lr=lr, device=device, ema=ema)
         click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
         if export_to and int(os.environ.get("RANK", "0")) == 0:
             export(spec, out_dir, export_to, export_name)
@@ -45,6 +45,8 @@ def make_command(name: str) -> click.Command:
         click.Option(["--crop"], type=int, default=d.get("crop"), show_default=True, hidden="crop" not in d),
         click.Option(["--lr"], type=float, default=d["lr"], show_default=True),
         click.Option(["--device"], default=_device_default(), show_default=True, help="cpu, cuda or cuda:N"),
+        click.Option(["--ema"], type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True,
+                     help="decay per step of the weights' moving average, which checkpoints and exports keep (0: none)"),
     ]
     for opt, (default, help_text, *choices) in spec_cls.options.items():  # (default, help[, choices])
         kind = click.Choice(choices[0]) if choices else type(default) if default is not None else str

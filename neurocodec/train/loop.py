@@ -22,6 +22,7 @@ import torch.distributed as dist
 
 from ..autocast import bf16
 from .checkpoint import (
+    LIVE,
     add_run,
     has_checkpoint,
     load_checkpoint,
@@ -30,6 +31,7 @@ from .checkpoint import (
     optimizer_tensors,
     save_checkpoint,
 )
+from .average import WeightAverage
 from .spec import TrainSpec, unwrap
 
 SAVE_EVERY = 300  # seconds between checkpoints
@@ -59,9 +61,10 @@ def _distributed() -> tuple[int, int]:
 
 def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: float, resume: str | None = None,
           batch: int | None = None, crop: int | None = None, lr: float | None = None, device: str = "cpu",
-          seed: int = 0, log=print) -> dict:
+          seed: int = 0, log=print, ema: float = 0.999) -> dict:
     """Train for `minutes` of wall clock; returns the training record and leaves a checkpoint in
-    `out` (rank 0)."""
+    `out` (rank 0): the weights' moving average (`ema`: its decay per step; 0: the weights
+    themselves), and the live weights to resume from."""
     rank, world = _distributed()
     if world > 1 and str(device).startswith("cuda"):
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
@@ -71,8 +74,13 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
 
     state, info, optim_state = resume_state(spec, resume) if resume else ({}, {"arch": {}}, {})
     model = spec.build(info["arch"])
+    live = {k[len(LIVE):]: v for k, v in optim_state.items() if k.startswith(LIVE)}
+    averaged = None
     if state:
         spec.load(model, state)
+        if live:  # a checkpoint's state is the average; the optimizer stepped these
+            averaged = [p.detach().clone() for p in model.parameters()]
+            spec.load(model, live)
     model = model.to(device)
     cuda = str(device).startswith("cuda")
     if cuda and spec.channels_last:
@@ -88,10 +96,21 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
     autocast = _autocast(spec, device)
     if autocast is not None:
         info["runs"][-1]["precision"] = "bf16 autocast"
+    # a run resumed from weights without an average (a codec folder) starts averaging at them
+    if averaged is None and state:
+        averaged = list(model.parameters())
+    average = WeightAverage(model, ema, averaged) if ema else None
+    if average:
+        info["runs"][-1]["ema"] = ema
     torch.manual_seed(seed + info["steps"] + 1000 * rank)
 
     source = _data_source(spec, data, crop, batch, device, seed + info["steps"] + 1000 * rank, rank, world)
     spec.setup(model, source, device)
+    if average:  # what does not train in this run (e.g. --learn synthesis) stays the average
+        with torch.no_grad():
+            for p, a in zip(average.params, average.avg):
+                if not p.requires_grad:
+                    p.copy_(a)
     aux = spec.aux_parameters(model)  # parameters, or param groups with their own lr
     aux_ids = {id(p) for g in aux for p in (g["params"] if isinstance(g, dict) else [g])}
     main = [p for p in model.parameters() if id(p) not in aux_ids]
@@ -104,8 +123,14 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
         load_optimizer_tensors(aux_opt, optim_state, "aux.")
     net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
 
-    def optimizer_state() -> dict:
-        return optimizer_tensors(opt, "main.") | (optimizer_tensors(aux_opt, "aux.") if aux_opt else {})
+    def save(done: dict) -> None:
+        """A checkpoint: the average as the model (what export and evaluation use), the live
+        weights and the optimizer's state to resume from."""
+        tensors = optimizer_tensors(opt, "main.") | (optimizer_tensors(aux_opt, "aux.") if aux_opt else {})
+        if average:
+            tensors |= {LIVE + k: v.clone() for k, v in spec.state(unwrap(net)).items()}  # apart from the model's
+        with average.swapped() if average else contextlib.nullcontext():
+            save_checkpoint(spec.state(unwrap(net)), out, done, tensors)
 
     def record(steps: int) -> dict:
         """The training record after `steps` steps of this run: this run's real minutes, and the
@@ -136,6 +161,8 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
             aux_opt.zero_grad(set_to_none=True)
             aux_loss.backward()
             aux_opt.step()
+        if average:
+            average.update()
         step += 1
         units += x.numel() // (x.shape[1] if x.dim() == 4 else 1)
         for k, v in stats.items():
@@ -145,13 +172,14 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
             log(_report(info["steps"] + step, now - start, step, units * world, spec, sums))
             last_log = now
         if rank == 0 and now - last_save > SAVE_EVERY:
-            save_checkpoint(spec.state(unwrap(net)), out, record(step), optimizer_state())
+            save(record(step))
             last_save = now
     info = record(step)
     if rank == 0:
         log(_report(info["steps"], time.time() - start, step, units * world, spec, sums) + " (done)")
-        spec.finish(unwrap(net), info)
-        save_checkpoint(spec.state(unwrap(net)), out, info, optimizer_state())
+        with average.swapped() if average else contextlib.nullcontext():
+            spec.finish(unwrap(net), info)
+        save(info)
     if world > 1:
         dist.barrier()
     return info
