@@ -259,8 +259,7 @@ def best_codec(modality: str, lossless: bool, metric: str) -> str | None:
     """The installed codec of this kind with the lowest `metric` (a dotted path into its
     config, e.g. "kodak.bpsp"), if any has that figure. A codec for part of the rate range
     (a `top_level` below its network's highest or a `bottom_level` below 0, as `perceptual`)
-    is never the default: its
-    BD-rate is over other rates than the others'."""
+    is never the default: its BD-rate is over other rates than the others'."""
     scored = []
     for name in available_codecs():
         config = read_config(name)

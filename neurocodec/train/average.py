@@ -23,8 +23,8 @@ class WeightAverage:
         reaches `decay`), so that a fresh model's first weights soon weigh nothing."""
         self.params = list(model.parameters())
         self.decay = float(decay)
-        self.avg = [(s if start is not None else p).detach().clone().to(p.device) for s, p in
-                    zip(start if start is not None else self.params, self.params)]
+        source = self.params if start is None else start
+        self.avg = [s.detach().clone().to(p.device) for s, p in zip(source, self.params)]
         self.t = None if start is not None else 0
 
     def update(self) -> None:

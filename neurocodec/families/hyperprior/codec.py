@@ -22,8 +22,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -33,7 +31,7 @@ from ...codec import tile_grid
 from ...compose import Decoder, LikelihoodCodec, Lockstep
 from ...entropy import Categorical, DiscretizedGaussian
 from ...errors import FormatError
-from .net import LAMBDAS, VariableRateHyperprior
+from .net import LAMBDAS, VariableRateHyperprior, bracket
 from .search import search
 from .weights import ACT_BITS, Z_HALF_RANGE, exact_hyper_synthesis, float_state
 
@@ -129,9 +127,7 @@ class HyperpriorCodec(LikelihoodCodec):
     def gains(self, quality: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Gain and inverse gain for a quality 1..100, rounded to a 2**-16 grid (below level
         0, the log-gains of levels 0 and 1 extrapolated)."""
-        level = self.level(quality)
-        lo = min(max(int(math.floor(level)), 0), self.net.levels - 2)
-        a = level - lo
+        lo, a = bracket(self.level(quality), self.net.levels)
 
         def interp(table):
             g = np.exp((1 - a) * table[lo] + a * table[lo + 1])

@@ -10,6 +10,7 @@ entropy models of training are compressai's; the coding itself is done by
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -102,6 +103,13 @@ class VariableRateHyperprior(nn.Module):
         _, y_likelihoods = self.gaussian_conditional(y_g, scales_g, means=means_g)
         y_hat = y_hat_g * inv_gain  # also what a conditional discriminator sees (families/perceptual)
         return {"x_hat": self.g_s(y_hat), "y_hat": y_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+
+def bracket(level: float, levels: int) -> tuple[int, float]:
+    """(lo, a) with level = lo + a, lo and lo + 1 trained levels (of `levels`): a in [0, 1]
+    between them; below level 0 a is negative, the two lowest levels extrapolated."""
+    lo = min(max(int(math.floor(level)), 0), levels - 2)
+    return lo, level - lo
 
 
 def straight_through(v: torch.Tensor) -> torch.Tensor:

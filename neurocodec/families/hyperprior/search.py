@@ -5,15 +5,14 @@ codes changes; the decoder is the same.
 
 from __future__ import annotations
 
-import math
-
 import contextlib
+import math
 
 import numpy as np
 import torch
 
 from ...autocast import bf16
-from .net import LAMBDAS, annealed_round
+from .net import LAMBDAS, annealed_round, bracket
 from .weights import ACT_BITS
 
 # Adam's step on the latents (their scale is about 1 before the gain): 4x Yang et al.'s, for
@@ -37,9 +36,9 @@ def search(codec, t: torch.Tensor, y: torch.Tensor, z: torch.Tensor, quality: in
     net, (h, w) = codec.net, size
     net.add_likelihoods(codec._entropy_state)
     level = codec.level(quality)
-    lo = min(max(int(math.floor(level)), 0), net.levels - 2)
+    lo, a = bracket(level, net.levels)
     log_lam = np.log(LAMBDAS[: net.levels])
-    lam = float(np.exp(log_lam[lo] + (level - lo) * (log_lam[lo + 1] - log_lam[lo])))
+    lam = float(np.exp(log_lam[lo] + a * (log_lam[lo + 1] - log_lam[lo])))
     gain, inv_gain = (g.float().to(t.device) for g in codec.gains(quality))
     medians = (codec.z_median_q[None, :, None, None] / 2**ACT_BITS).float().to(t.device)
     y, z = y.detach().clone().requires_grad_(True), z.detach().clone().requires_grad_(True)
