@@ -1,10 +1,10 @@
 """Encoder-side search: BD-rate gain against encode seconds for each effort level.
 
-    python bench/effort.py [--codec NAME] [--images 6] [--crop 384]
+    python bench/effort.py [--codec NAME] [--images 6] [--crop 384] [--efforts 1,2,3]
 
 Each Kodak image (center crop) is coded at four qualities with every effort level of the
-codec; the decoder is the same for all. BD-rates are against effort 0 in the same run (PSNR).
-Writes bench/results/effort_<codec>.md.
+codec; the decoder is the same for all. BD-rates (PSNR) are against effort 0 and against
+Pillow JPEG 4:2:0 on the same crops, in the same run. Writes bench/results/effort_<codec>.md.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 import neurocodec
+from neurocodec.bench.baselines import get_baseline
 from neurocodec.bench.metrics import bd_rate
 
 KODAK = Path("../shared/data/images/kodak")
@@ -34,6 +35,7 @@ def main() -> None:
     ap.add_argument("--codec", default=None, help="default: the default lossy codec")
     ap.add_argument("--images", type=int, default=6)
     ap.add_argument("--crop", type=int, default=384)
+    ap.add_argument("--efforts", default=None, help="comma-separated effort levels (default: all; 0 is always run)")
     args = ap.parse_args()
     from neurocodec import registry
 
@@ -43,16 +45,28 @@ def main() -> None:
     if len(codec.efforts) > 1:  # imports and first-call costs out of the timings
         codec.encode(np.full((16, 16, 3), 128, np.uint8), quality=50, effort=codec.efforts[1])
     load = os.getloadavg()[0]
+
+    def crops():
+        for p in paths:
+            x = np.asarray(Image.open(p).convert("RGB"))
+            r, c = (x.shape[0] - args.crop) // 2, (x.shape[1] - args.crop) // 2
+            yield np.ascontiguousarray(x[r : r + args.crop, c : c + args.crop])
+
+    jpeg = get_baseline("jpeg")
+    anchor = []
+    for q in jpeg.bench_qualities:
+        coded = [(8 * len(b) / (args.crop * args.crop), np.mean((jpeg.decode(b).astype(float) - x) ** 2))
+                 for x in crops() for b in [jpeg.encode(x, q)]]
+        anchor.append((float(np.mean([r for r, _ in coded])),
+                       float(10 * np.log10(255**2 / np.mean([m for _, m in coded])))))
     curves: dict[int, list[tuple[float, float]]] = {}
     seconds: dict[int, float] = {}
-    for effort in codec.efforts:
+    efforts = codec.efforts if args.efforts is None else sorted({0, *map(int, args.efforts.split(","))})
+    for effort in efforts:
         points, spent = [], 0.0
         for q in QUALITIES:
             bpp, mse = [], []
-            for p in paths:
-                x = np.asarray(Image.open(p).convert("RGB"))
-                r, c = (x.shape[0] - args.crop) // 2, (x.shape[1] - args.crop) // 2
-                x = np.ascontiguousarray(x[r : r + args.crop, c : c + args.crop])
+            for x in crops():
                 t = time.perf_counter()
                 blob = codec.encode(x, quality=q, effort=effort)
                 spent += time.perf_counter() - t
@@ -64,14 +78,17 @@ def main() -> None:
         curves[effort], seconds[effort] = points, spent / (len(QUALITIES) * len(paths))
     px = args.crop * args.crop / 1e6
     rows = [f"| {e} | {seconds[e]:.2f} | {seconds[e] / px:.1f} | "
-            f"{0.0 if e == 0 else _bd(curves[0], curves[e]):+.1f} % |" for e in codec.efforts]
+            f"{0.0 if e == 0 else _bd(curves[0], curves[e]):+.1f} % | {_bd(anchor, curves[e]):+.1f} % |" for e in efforts]
+    chosen = "" if args.efforts is None else f" --efforts {args.efforts}"
     text = [f"# {name}: encoder-side search (effort)", "",
-            f"`python bench/effort.py --codec {name} --images {args.images} --crop {args.crop}`: {len(paths)} Kodak images, "
+            f"`python bench/effort.py --codec {name} --images {args.images} --crop {args.crop}{chosen}`: "
+            f"weights {codec.weights_digest.hex()[:12]}, {len(paths)} Kodak images ({', '.join(p.stem for p in paths)}), "
             f"{args.crop}x{args.crop} center crops, qualities {', '.join(map(str, QUALITIES))}; one process, "
             f"2-core CPU, torch on {torch.get_num_threads()} thread(s), load average {load:.1f} at the start "
             "(other work shared the machine: the seconds are upper bounds). The decoder is the same "
             "at every effort.", "",
-            "| effort | encode s per crop | s per megapixel | BD-rate vs effort 0 (PSNR) |", "|---:|---:|---:|---:|", *rows, ""]
+            "| effort | encode s per crop | s per megapixel | BD-rate vs effort 0 (PSNR) | BD-rate vs JPEG (PSNR) |",
+            "|---:|---:|---:|---:|---:|", *rows, ""]
     out = Path("bench/results") / f"effort_{name}.md"
     out.write_text("\n".join(text))
     print("\n".join(text))

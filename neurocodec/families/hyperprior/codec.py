@@ -42,7 +42,7 @@ GAIN_GRID = 2.0**16
 # trained one, gains extrapolated; context's level -2 codes 4 Kodak images at 0.071 bpp
 # (level 0: 0.157), PSNR falling smoothly (23.8 -> 21.7 dB)
 MIN_LEVEL = -3.0
-EFFORT_STEPS = {1: 25, 2: 100, 3: 400}  # encoder-side search steps per tile, by effort
+EFFORT_STEPS = {1: 25, 2: 100, 3: 400, 4: 1600}  # encoder-side search steps per tile, by effort
 OVERLAP = 128  # pixels of its neighbours a tile's analysis and synthesis see (a multiple of 16)
 # The largest tile a file may ask for: the synthesis runs on a whole tile at once; the shipped tiles are 1024 x 1024, a file may ask for up to 2048 x 2048. Before, a tile
 # of any size was taken (16384 x 16384: a MemoryError).
