@@ -12,6 +12,7 @@ from neurocodec.entropy import (
     RangeDecoder,
     RangeEncoder,
 )
+from neurocodec.entropy.coders import SPARE_BITS, least_bits
 from neurocodec.errors import FormatError
 
 N = 100_000
@@ -123,3 +124,30 @@ def test_invalid_parameters_are_refused():
 def test_decoder_rejects_data_of_odd_length():
     with pytest.raises(FormatError):
         RangeDecoder(b"abc")
+
+
+def _unlikely(make, rng):
+    """Symbols the model finds (nearly) impossible: where constriction's floor of one unit in
+    2**24 costs far less than -log2 p."""
+    if make is random_gaussian:
+        dist, _ = make(rng, 5000)
+        return dist, np.where(dist.means > 0, -300, 300)
+    if make is random_categorical:
+        dist = Categorical.from_logits(rng.normal(0, 40, (5000, 37)), lo=-5)
+        return dist, dist.probs.argmin(axis=1) - 5
+    dist, _ = make(rng, 5000)
+    return dist, dist.table().argmin(axis=1)
+
+
+@pytest.mark.parametrize("make", MODELS, ids=lambda f: f.__name__)
+def test_least_bits_never_exceeds_what_the_range_coder_spent(make):
+    # the bound a bounded decoder stops at (streams.Decoder): a real stream never reaches it,
+    # for likely symbols and for symbols of (float) probability near 0 alike
+    rng = np.random.default_rng(5)
+    for dist, symbols in (make(rng, 5000), _unlikely(make, rng)):
+        enc = RangeEncoder()
+        enc.encode(symbols, dist)
+        spent = 8 * len(enc.to_bytes())
+        assert least_bits(dist, symbols) <= spent + SPARE_BITS
+        with np.errstate(divide="ignore"):
+            assert least_bits(dist, symbols) >= 0.9 * min(dist.bits(symbols).sum(), spent)  # not vacuous

@@ -160,6 +160,29 @@ def test_shapes_the_payload_cannot_hold_are_refused_at_once(case, pixelcnn_file,
     assert time.perf_counter() - start < 0.5
 
 
+def test_text_stops_decoding_garbage_once_it_costs_more_bits_than_the_data_holds(text_file, monkeypatch):
+    # a group of random bytes claiming 16,000 text bytes: allowed by the payload bound (text
+    # runs of zeros really code 4 MB in 1.1 kB), it decoded all 16,000 (about 2 s) before the
+    # digest refused it; now it stops after a few dozen steps of 16
+    from neurocodec.families.text.codec import CODED
+    from neurocodec.families.text.context_mix import ContextMixer
+
+    steps = []
+    update = ContextMixer.update
+    monkeypatch.setattr(ContextMixer, "update", lambda self, *a: (steps.append(1), update(self, *a))[1])
+    garbage = np.random.default_rng(0).integers(0, 256, 96, dtype=np.uint8).tobytes()
+    blob = craft(text_file, chunks=[CODED + garbage], shape=(16000,))
+    with pytest.raises(FormatError, match="a coded stream of 768 bits decodes to symbols of at least"):
+        neurocodec.decompress(blob)
+    assert 0 < len(steps) < 200  # of the 1,000 steps of 16 chunks it claims
+
+
+def test_text_bound_leaves_room_for_the_most_compressible_input():
+    zeros = bytes(100_000)
+    blob = neurocodec.compress(zeros)
+    assert len(blob) < 400 and neurocodec.decompress(blob) == zeros
+
+
 def test_the_payload_bound_leaves_room_for_real_files():
     # an empty payload still holds a small image or text (range coders may write nothing)
     assert limits.payload_can_hold("image", (1024, 1024, 3), 0)

@@ -74,6 +74,11 @@ class LikelihoodCodec(Codec):
     # it existed (hyperprior, context) may lack it and still decode. A family first released
     # with the digest sets this False, so a file without one is refused, not trusted.
     digest_optional = True
+    # The range decoder stops as soon as the symbols it decoded cost more bits than its data
+    # holds (`streams.Decoder`'s bound): for codecs whose samples can cost almost nothing, so
+    # that `samples_per_chunk_byte` must stay loose (text), and whose distributions are cheap
+    # to evaluate once more per symbol.
+    bound_decoding = False
 
     def __init__(self, name: str, step: Callable[[tuple], Step] | None = None, *, modality: str = "image",
                  lossless: bool = True, coder: str | None = None, model=None, tile: int | None = None,
@@ -134,7 +139,9 @@ class LikelihoodCodec(Codec):
         return Stack(self.stack_seed(params), **kw) if self.coder == "ans" else Encoder(**kw)
 
     def reader(self, data: bytes, params: dict, **kw) -> Stream:
-        return Stack.from_bytes(data, self.stack_seed(params), **kw) if self.coder == "ans" else Decoder(data, **kw)
+        if self.coder == "ans":
+            return Stack.from_bytes(data, self.stack_seed(params), **kw)
+        return Decoder(data, bound=self.bound_decoding, **kw)
 
     def running(self, set_threads: bool = True):
         """The context every part is coded in (per thread; with `set_threads`, one torch

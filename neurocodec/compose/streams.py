@@ -26,6 +26,7 @@ import struct
 import numpy as np
 
 from ..entropy import AnsCoder, Distribution, RangeDecoder, RangeEncoder
+from ..entropy.coders import SPARE_BITS, least_bits
 from ..errors import FormatError, NeurocodecError
 
 
@@ -144,16 +145,29 @@ class Encoder(Stream):
 
 
 class Decoder(Stream):
-    """The range coder's reading end: pops come in the order the encoder pushed."""
+    """The range coder's reading end: pops come in the order the encoder pushed.
+
+    With `bound`, every pop adds a lower bound on the bits its symbols cost the encoder
+    (`least_bits`) and the decoding stops, `FormatError`, as soon as they add up to more than
+    the data holds: damaged or crafted data is refused after about as much work as its length
+    pays for, not after all the symbols its header asks for."""
 
     decoding = True
 
-    def __init__(self, data: bytes, meter: bool = False, trace: bool = False, digest: bool = False):
+    def __init__(self, data: bytes, meter: bool = False, trace: bool = False, digest: bool = False,
+                 bound: bool = False):
         super().__init__(meter, trace, digest)
         self.coder = RangeDecoder(data)
+        self.budget = 8 * len(data) + SPARE_BITS if bound else None
+        self.spent = 0.0
 
     def _pop(self, dist, n):
         symbols = self.coder.decode(dist, n)
+        if self.budget is not None and symbols.size:
+            self.spent += least_bits(dist, symbols)
+            if self.spent > self.budget:
+                raise FormatError(f"corrupted .ncd file: a coded stream of {self.budget - SPARE_BITS} bits "
+                                  f"decodes to symbols of at least {self.spent:.0f}")
         self._hash(symbols)
         return symbols
 

@@ -82,6 +82,22 @@ class RangeDecoder:
         return bool(self._coder.maybe_exhausted())
 
 
+# constriction quantizes every probability to a multiple of 2**-24 and gives each symbol at
+# least one unit, so the probability it codes with is at most p + 2**-23; the interval the
+# range coder keeps for a symbol is at most that share of the last, so a stream of N words
+# holds symbols of at most 32 N + 64 bits of this measure (plus a margin for rounding)
+QUANTUM = 2.0**-23
+SPARE_BITS = 256
+
+
+def least_bits(dist: Distribution, symbols: np.ndarray) -> float:
+    """A lower bound on the bits the range coder spent on `symbols` under `dist`: -log2 of
+    (p + 2**-23), from the model's float probabilities p. A decoder whose symbols add up to
+    more than its data holds (`SPARE_BITS` aside) has read past the end of what was written."""
+    with np.errstate(divide="ignore"):  # a float probability of 0 costs 23 bits here
+        return float(-np.log2(np.exp2(-dist.bits(symbols)) + QUANTUM).sum())
+
+
 class AnsCoder:
     """A stack: `pop` returns the symbols of the last `push` with the same distributions.
 

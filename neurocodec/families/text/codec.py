@@ -142,6 +142,7 @@ class TextCodec(LikelihoodCodec):
     part_threads = None  # decided per group in `_lockstep`: see WIDE_GROUP
 
     exact = False  # the integer LSTM is exact by construction, on any number of threads
+    bound_decoding = True  # a run of zeros codes 4 MB in 1.1 kB: garbage stops at its data's bits
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
         super().__init__(config["name"], config=config, weights_digest=weights_digest, modality="text")
