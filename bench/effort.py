@@ -46,34 +46,34 @@ def main() -> None:
         codec.encode(np.full((16, 16, 3), 128, np.uint8), quality=50, effort=codec.efforts[1])
     load = os.getloadavg()[0]
 
-    def crops():
-        for p in paths:
-            x = np.asarray(Image.open(p).convert("RGB"))
-            r, c = (x.shape[0] - args.crop) // 2, (x.shape[1] - args.crop) // 2
-            yield np.ascontiguousarray(x[r : r + args.crop, c : c + args.crop])
+    crops = []
+    for p in paths:
+        x = np.asarray(Image.open(p).convert("RGB"))
+        r, c = (x.shape[0] - args.crop) // 2, (x.shape[1] - args.crop) // 2
+        crops.append(np.ascontiguousarray(x[r : r + args.crop, c : c + args.crop]))
+
+    def point(encode, decode) -> tuple[float, float, float]:
+        """(mean bpp, PSNR of the mean MSE, encode seconds) over the crops, real files."""
+        bpp, mse, spent = [], [], 0.0
+        for x in crops:
+            t = time.perf_counter()
+            blob = encode(x)
+            spent += time.perf_counter() - t
+            bpp.append(8 * len(blob) / (args.crop * args.crop))
+            mse.append(np.mean((decode(blob).astype(float) - x) ** 2))
+        return float(np.mean(bpp)), float(10 * np.log10(255**2 / np.mean(mse))), spent
 
     jpeg = get_baseline("jpeg")
-    anchor = []
-    for q in jpeg.bench_qualities:
-        coded = [(8 * len(b) / (args.crop * args.crop), np.mean((jpeg.decode(b).astype(float) - x) ** 2))
-                 for x in crops() for b in [jpeg.encode(x, q)]]
-        anchor.append((float(np.mean([r for r, _ in coded])),
-                       float(10 * np.log10(255**2 / np.mean([m for _, m in coded])))))
+    anchor = [point(lambda x: jpeg.encode(x, q), jpeg.decode)[:2] for q in jpeg.bench_qualities]
     curves: dict[int, list[tuple[float, float]]] = {}
     seconds: dict[int, float] = {}
     efforts = codec.efforts if args.efforts is None else sorted({0, *map(int, args.efforts.split(","))})
     for effort in efforts:
         points, spent = [], 0.0
         for q in QUALITIES:
-            bpp, mse = [], []
-            for x in crops():
-                t = time.perf_counter()
-                blob = codec.encode(x, quality=q, effort=effort)
-                spent += time.perf_counter() - t
-                y = codec.decode(blob)
-                bpp.append(8 * len(blob) / (args.crop * args.crop))
-                mse.append(np.mean((y.astype(float) - x) ** 2))
-            points.append((float(np.mean(bpp)), float(10 * np.log10(255**2 / np.mean(mse)))))
+            bpp, psnr, s = point(lambda x: codec.encode(x, quality=q, effort=effort), codec.decode)
+            points.append((bpp, psnr))
+            spent += s
             print(name, "effort", effort, "q", q, points[-1], flush=True)
         curves[effort], seconds[effort] = points, spent / (len(QUALITIES) * len(paths))
     px = args.crop * args.crop / 1e6

@@ -73,11 +73,10 @@ class Categorical(Distribution):
         return np.asarray(index, dtype=np.int64) + self.lo
 
     def bits(self, symbols):
-        p = self.probs / self.probs.sum(axis=-1, keepdims=True)
-        idx = np.asarray(symbols) - self.lo
+        idx = np.asarray(symbols) - self.lo  # only the coded symbols' probabilities are normalized
         if self.n is None:
-            return -np.log2(p[idx])
-        return -np.log2(p[np.arange(self.n), idx])
+            return -np.log2(self.probs[idx] / self.probs.sum())
+        return -np.log2(self.probs[np.arange(self.n), idx] / self.probs.sum(axis=-1))
 
 
 def _bin_log_mass(log_cdf, s: np.ndarray, lo: int, hi: int, means: np.ndarray, scales: np.ndarray) -> np.ndarray:
