@@ -19,7 +19,7 @@ space beyond the loaded codecs (RLIMIT_AS). Four engines:
     nice python fuzz/fuzz_decoders.py random --examples 1000000 --minutes 240 --seed 1
     # rerun saved inputs (a libFuzzer corpus, crashes) and report their outcomes
     python fuzz/fuzz_decoders.py replay fuzz/work/corpus
-    # the figures of every run so far (fuzz/work/stats-*.json), added up
+    # the figures of every run so far (bench/results/fuzz/stats-*.json), added up
     python fuzz/fuzz_decoders.py tally
 
 Each run prints, per decoder the input was addressed to, the inputs tried, their outcomes, the
@@ -54,7 +54,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "tests" / "data" / "compat"
-WORK = Path(__file__).resolve().parent / "work"
+WORK = Path(__file__).resolve().parent / "work"  # the atheris corpus, crash inputs (not committed)
+RESULTS = ROOT / "bench" / "results" / "fuzz"  # every run's figures (committed)
 TIME_LIMIT = 10.0  # seconds a case may take
 MEMORY_LIMIT = 2 << 30  # bytes of address space a case may add to the loaded codecs
 LEGACY = "silent wrong lossy decode of a file without a symbols digest"
@@ -175,8 +176,44 @@ def seeds(corpus: Path = CORPUS, max_bytes: int | None = None) -> list[Seed]:
         for name in neurocodec.available_codecs():
             c = neurocodec.load_codec(name)
             _CODECS[name] = (c.weights_digest.hex(), c.modality, c.lossless)
+            if c.modality == "text":
+                out += _short_texts(c)
         _SEEDS = out
     return _SEEDS
+
+
+SHORT_TEXT = 160  # bytes
+
+
+def _short_texts(codec) -> list[Seed]:
+    """The text fixtures' cases cut to SHORT_TEXT bytes, written now with the shipped weights.
+    One text stream decodes at about 1 kB/s (the long files' 20 kB/s come from many streams
+    side by side), so a mutated 2,000-byte fixture that still decodes costs a second or more,
+    and text's inputs took three quarters of a run's time; short ones keep every format
+    option (the mixer of long inputs included) at a tenth of the cost."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        import make_compat
+    finally:
+        sys.path.pop(0)
+    out = []
+    for case, spec in make_compat.inputs(codec).items():
+        if spec.get("bytes"):
+            spec = dict(spec, bytes=min(spec["bytes"], SHORT_TEXT))
+            blob = make_compat.encode(codec, make_compat.load_input(spec), spec, None)
+            out.append(Seed(Path(f"{codec.name}-{case}-{SHORT_TEXT}.ncd"), blob, split(blob), codec.name, codec.decode(blob)))
+    return out
+
+
+def pick(pool: list[Seed], rng: random.Random) -> Seed:
+    """A seed for the next input: a decoder drawn uniformly, so each gets its share whatever
+    its number of fixtures; for text, a short text nine times in ten (see _short_texts)."""
+    by_codec = collections.defaultdict(list)
+    for s in pool:
+        by_codec[s.codec].append(s)
+    choices = by_codec[rng.choice(sorted(by_codec))]
+    short = [s for s in choices if s.path.parent == Path(".")]
+    return rng.choice(short if short and rng.random() < 0.9 else choices)
 
 
 # --- the mutator ------------------------------------------------------------------------------
@@ -613,7 +650,7 @@ def run_random(n: int, stats: Stats, seed: int = 0, report_every: float = 60.0, 
     for _ in range(n):
         if end is not None and time.monotonic() > end:
             break
-        blob = rng.choice(pool).blob
+        blob = pick(pool, rng).blob
         for _ in range(rng.choice([1, 1, 2, 3])):
             blob = mutate(blob, rng, pool)
         run_one(blob, stats, strict=strict)
@@ -691,7 +728,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.engine == "tally":
         stats = Stats(crash_dir=None)
-        for path in args.paths or sorted(WORK.glob("stats-*.json")):
+        for path in args.paths or sorted(RESULTS.glob("stats-*.json")):
             stats.merge(json.loads(Path(path).read_text()))
         print(stats.report())
         return
@@ -712,12 +749,18 @@ def main() -> None:
 
 
 def _save(stats: Stats) -> None:
-    WORK.mkdir(parents=True, exist_ok=True)
-    doc = {"inputs": stats.total(), "seconds": round(time.time() - stats.started),
+    """The run's figures, as bench/results/fuzz/stats-<start>-<pid>.json: committed, so that
+    `tally` adds up the runs of every session."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    doc = {"engine": sys.argv[1] if len(sys.argv) > 1 else "", "argv": sys.argv[2:],
+           "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(stats.started)),
+           "inputs": stats.total(), "seconds": round(time.time() - stats.started),
            "per_decoder": {k: dict(v) for k, v in stats.counts.items()},
-           "slowest_s": dict(stats.slowest), "rss_growth_mb": {k: v >> 20 for k, v in stats.memory.items()},
+           "slowest_s": {k: round(v, 3) for k, v in stats.slowest.items()},
+           "rss_growth_mb": {k: v >> 20 for k, v in stats.memory.items()},
            "crashes": stats.crashes}
-    with open(WORK / f"stats-{os.getpid()}.json", "w") as f:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(stats.started))
+    with open(RESULTS / f"stats-{stamp}-{os.getpid()}.json", "w") as f:
         json.dump(doc, f, indent=1)
 
 

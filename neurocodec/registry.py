@@ -121,17 +121,26 @@ CODEC_ENTRY_POINTS = "neurocodec.codecs"  # value: a package whose folder holds 
 def search_path() -> list[Path]:
     """Where codec folders are looked up, in order: $NEUROCODEC_CODECS, a source checkout's
     codecs/, the copy a wheel installs, then folders that other packages declare."""
+    paths = [Path(p) for p in os.environ.get("NEUROCODEC_CODECS", "").split(os.pathsep) if p]
+    here = Path(__file__).resolve().parent
+    paths += [here.parent / "codecs", here / "_codecs", *_declared_folders()]
+    return [p for p in paths if p.is_dir()]
+
+
+@functools.lru_cache(maxsize=1)
+def _declared_folders() -> tuple[Path, ...]:
+    """The codec folders other packages declare. Read once a process, like the codecs
+    `load_codec` keeps: scanning every installed distribution's metadata costs about 7 ms, paid
+    by each decode of a file with retired weights before."""
     import importlib.metadata
     import importlib.util
 
-    paths = [Path(p) for p in os.environ.get("NEUROCODEC_CODECS", "").split(os.pathsep) if p]
-    here = Path(__file__).resolve().parent
-    paths += [here.parent / "codecs", here / "_codecs"]
+    paths = []
     for ep in importlib.metadata.entry_points(group=CODEC_ENTRY_POINTS):
         spec = importlib.util.find_spec(ep.value)
         if spec is not None and spec.submodule_search_locations:
             paths += [Path(p) for p in spec.submodule_search_locations]
-    return [p for p in paths if p.is_dir()]
+    return tuple(paths)
 
 
 def _folders() -> dict[str, Path]:
