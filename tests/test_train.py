@@ -157,6 +157,27 @@ def test_every_family_trains_from_scratch_checkpoints_and_resumes(tmp_path, fami
     assert (out_x == x) if family == "text" else out_x.shape == x.shape
 
 
+def test_a_resumed_run_keeps_its_batch_and_crop_unless_told(tmp_path):
+    """Resuming without --batch/--crop goes on with the checkpoint's (a GPU run's batch 32 must
+    not fall back to the CPU default); given, they win; another family's record is not used."""
+    from neurocodec.train.checkpoint import load_checkpoint
+
+    out = tmp_path / "run"
+    base = ["train", "bitsback", "--data", str(DATA), "--minutes", "0.02", "--out", str(out)]
+    assert CliRunner().invoke(main, base + ["--batch", "3", "--crop", "48"]).exit_code == 0
+    again = CliRunner().invoke(main, base + ["--resume", str(out)])
+    assert again.exit_code == 0, again.output
+    info = load_checkpoint(out)[1]
+    assert (info["batch"], info["crop"]) == (3, 48)
+    assert CliRunner().invoke(main, base + ["--resume", str(out), "--crop", "32"]).exit_code == 0
+    assert (load_checkpoint(out)[1]["batch"], load_checkpoint(out)[1]["crop"]) == (3, 32)
+    other = tmp_path / "idf"
+    idf = ["train", "idf", "--data", str(DATA), "--minutes", "0.02", "--out", str(other), "--resume", str(out)]
+    result = CliRunner().invoke(main, idf)  # bitsback's weights and record are not idf's
+    assert result.exit_code == 1 and "cannot resume idf from" in result.output and "bitsback's" in result.output
+    assert not isinstance(result.exception, KeyError)
+
+
 def test_an_export_without_training_records_no_run(tmp_path):
     """`--minutes 0 --export` (how a GPU checkpoint becomes a codec) adds no run of 0 minutes,
     and the CPU minutes are the sum of the runs' real minutes."""

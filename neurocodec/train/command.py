@@ -23,14 +23,19 @@ def make_command(name: str) -> click.Command:
     d = spec_cls.defaults
 
     def run(data, minutes, out_dir, resume, export_to, export_name, batch, crop, lr, device, ema, **options):
+        from ..errors import NeurocodecError
         from .loop import export, train
 
         spec = spec_cls(**options)
-        info = train(spec, data, out_dir, minutes, resume=resume, batch=batch, crop=crop, lr=lr, device=device, ema=ema)
-        click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
-        if export_to and int(os.environ.get("RANK", "0")) == 0:
-            export(spec, out_dir, export_to, export_name)
-            click.echo(f"wrote codec folder {export_to}")
+        try:
+            info = train(spec, data, out_dir, minutes, resume=resume, batch=batch, crop=crop, lr=lr, device=device,
+                         ema=ema)
+            click.echo(f"trained {info['steps']} steps in all, {info['train_minutes']} minutes in all")
+            if export_to and int(os.environ.get("RANK", "0")) == 0:
+                export(spec, out_dir, export_to, export_name)
+                click.echo(f"wrote codec folder {export_to}")
+        except NeurocodecError as e:  # a wrong --resume or --data: one line, exit status 1
+            raise click.ClickException(str(e)) from None
 
     params = [
         click.Option(["--data"], default=spec_cls.default_data, show_default=True,
@@ -41,8 +46,8 @@ def make_command(name: str) -> click.Command:
         click.Option(["--resume"], help="checkpoint folder, codec folder or installed codec name to start from"),
         click.Option(["--export", "export_to"], type=click.Path(), help="also write a codec folder here"),
         click.Option(["--name", "export_name"], default=name, show_default=True, help="codec name for --export"),
-        click.Option(["--batch"], type=int, default=d["batch"], show_default=True),
-        click.Option(["--crop"], type=int, default=d.get("crop"), show_default=True, hidden="crop" not in d),
+        click.Option(["--batch"], type=int, show_default=f"{d['batch']}, or the resumed run's"),
+        click.Option(["--crop"], type=int, show_default=f"{d.get('crop')}, or the resumed run's", hidden="crop" not in d),
         click.Option(["--lr"], type=float, default=d["lr"], show_default=True),
         click.Option(["--device"], default=_device_default(), show_default=True, help="cpu, cuda or cuda:N"),
         click.Option(["--ema"], type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True,

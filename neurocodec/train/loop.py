@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 
 from ..autocast import bf16
+from ..errors import InputError
 from .checkpoint import (
     LIVE,
     add_run,
@@ -68,19 +69,26 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
     rank, world = _distributed()
     if world > 1 and str(device).startswith("cuda"):
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-    batch = batch or spec.defaults["batch"]
-    crop = crop or spec.defaults.get("crop")
-    lr = lr or spec.defaults["lr"]
-
     state, info, optim_state = resume_state(spec, resume) if resume else ({}, {"arch": {}}, {})
-    model = spec.build(info["arch"])
+    # batch and crop not given: the resumed run's (of this family), else the family's defaults
+    same = info.get("family") == spec.family
+    batch = batch or (same and info.get("batch")) or spec.defaults["batch"]
+    crop = crop or (same and info.get("crop")) or spec.defaults.get("crop")
+    lr = lr or spec.defaults["lr"]
     live = {k[len(LIVE):]: v for k, v in optim_state.items() if k.startswith(LIVE)}
     averaged = None
-    if state:
-        spec.load(model, state)
-        if live:  # a checkpoint's state is the average; the optimizer stepped these
-            averaged = [p.detach().clone() for p in model.parameters()]
-            spec.load(model, live)
+    try:
+        model = spec.build(info["arch"])
+        if state:
+            spec.load(model, state)
+            if live:  # a checkpoint's state is the average; the optimizer stepped these
+                averaged = [p.detach().clone() for p in model.parameters()]
+                spec.load(model, live)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        if same:
+            raise
+        raise InputError(f"cannot resume {spec.family} from {resume}: its weights are "
+                         f"{info.get('family') or 'of another family'}'s ({type(e).__name__}: {str(e)[:200]})") from None
     model = model.to(device)
     cuda = str(device).startswith("cuda")
     if cuda and spec.channels_last:
