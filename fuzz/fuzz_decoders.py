@@ -407,6 +407,7 @@ class Stats:
         self.base_rss = 0
         self.base_vm = 0
         self.seconds = 0  # of the runs merged in (tally)
+        self.coverage: dict[str, list[int]] = {}  # module -> [lines run, statements] (--coverage)
 
     def crash(self, key: str, blob: bytes, message: str) -> None:
         if key in self.crashes:
@@ -434,6 +435,9 @@ class Stats:
             else:
                 self.crashes[key] = [count, path, message]
         self.seconds += doc.get("seconds", 0)
+        for module, (run, total) in doc.get("coverage", {}).items():  # the best run's (lines are not kept)
+            if run > self.coverage.get(module, [0, total])[0]:
+                self.coverage[module] = [run, total]
 
     def failures(self) -> dict[str, list]:
         """The crash classes, less the known limit of old lossy files (see _silent_wrong)."""
@@ -453,6 +457,10 @@ class Stats:
             lines.append(f"  {codec:14s} {n:9,d} {c['decoded']:8,d}  {self.slowest[codec]:6.2f}s  {self.memory[codec] / 2**20:7.0f}  {outcomes}")
         lines.append("most frequent refusals:")
         lines += [f"  {n:9,d}  {m}" for m, n in self.messages.most_common(25)]
+        if self.coverage:
+            run, total = (sum(v[i] for v in self.coverage.values()) for i in (0, 1))
+            lines.append(f"line coverage of the decoding modules: {run:,} of {total:,} statements ({100 * run / total:.0f} %)")
+            lines += [f"  {100 * r / max(t, 1):5.1f} %  {r:5d} / {t:5d}  {m}" for m, (r, t) in sorted(self.coverage.items())]
         lines.append(f"crash classes: {len(self.crashes)}")
         for key, (count, path, message) in sorted(self.crashes.items()):
             lines.append(f"  {count:6,d} x {key}\n           {message[:200]}\n           first input: {path}")
@@ -725,6 +733,7 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--minutes", type=float, default=None, help="random: stop after this long")
+    ap.add_argument("--coverage", action="store_true", help="measure the decoding modules' line coverage (slower)")
     args = ap.parse_args()
     if args.engine == "tally":
         stats = Stats(crash_dir=None)
@@ -732,6 +741,7 @@ def main() -> None:
             stats.merge(json.loads(Path(path).read_text()))
         print(stats.report())
         return
+    cov = _start_coverage() if args.coverage else None  # with the imports and the corpus, as libFuzzer counts
     stats = prepare()
     try:
         if args.engine == "hypothesis":
@@ -744,8 +754,38 @@ def main() -> None:
                 for f in sorted(path.iterdir()) if path.is_dir() else [path]:
                     run_one(f.read_bytes(), stats)
     finally:
+        if cov is not None:
+            stats.coverage = _stop_coverage(cov)
         print(stats.report(), flush=True)
         _save(stats)
+
+
+# what decoding runs: the container, the API, the registry, the coding layers and every family
+DECODE_PATH = ["api.py", "codec.py", "container.py", "limits.py", "registry.py", "inputs.py", "compose/*.py",
+               "entropy/*.py", "exact/*.py", "families/*/*.py"]
+
+
+def _start_coverage():
+    """Line coverage of the decoding modules over the corpus and the fuzz inputs (`pip install
+    coverage`; about 2.5 times slower, so for short runs)."""
+    import coverage
+
+    package = ROOT / "neurocodec"
+    cov = coverage.Coverage(include=[str(package / p) for p in DECODE_PATH], data_file=None)
+    cov.start()
+    return cov
+
+
+def _stop_coverage(cov) -> dict[str, list[int]]:
+    """{module: [lines run, statements]} of every decoding module."""
+    cov.stop()
+    out = {}
+    data = cov.get_data()
+    for path in sorted(data.measured_files()):
+        _, statements, _, missing, _ = cov.analysis2(path)
+        if statements:
+            out[str(Path(path).relative_to(ROOT))] = [len(statements) - len(missing), len(statements)]
+    return out
 
 
 def _save(stats: Stats) -> None:
@@ -758,7 +798,7 @@ def _save(stats: Stats) -> None:
            "per_decoder": {k: dict(v) for k, v in stats.counts.items()},
            "slowest_s": {k: round(v, 3) for k, v in stats.slowest.items()},
            "rss_growth_mb": {k: v >> 20 for k, v in stats.memory.items()},
-           "crashes": stats.crashes}
+           "crashes": stats.crashes, **({"coverage": stats.coverage} if stats.coverage else {})}
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(stats.started))
     with open(RESULTS / f"stats-{stamp}-{os.getpid()}.json", "w") as f:
         json.dump(doc, f, indent=1)
