@@ -19,7 +19,8 @@ space beyond the loaded codecs (RLIMIT_AS). Four engines:
     nice python fuzz/fuzz_decoders.py random --examples 1000000 --minutes 240 --seed 1
     # rerun saved inputs (a libFuzzer corpus, crashes) and report their outcomes
     python fuzz/fuzz_decoders.py replay fuzz/work/corpus
-    # the figures of every run so far (bench/results/fuzz/stats-*.json), added up
+    # the figures of every run so far (bench/results/fuzz/stats-*.json), added up, and
+    # written to bench/results/fuzz/summary.md
     python fuzz/fuzz_decoders.py tally
 
 Each run prints, per decoder the input was addressed to, the inputs tried, their outcomes, the
@@ -176,21 +177,20 @@ def seeds(corpus: Path = CORPUS, max_bytes: int | None = None) -> list[Seed]:
         for name in neurocodec.available_codecs():
             c = neurocodec.load_codec(name)
             _CODECS[name] = (c.weights_digest.hex(), c.modality, c.lossless)
-            if c.modality == "text":
-                out += _short_texts(c)
+            out += _short_seeds(c)
         _SEEDS = out
     return _SEEDS
 
 
-SHORT_TEXT = 160  # bytes
+SHORT_TEXT, SHORT_SIDE = 64, 12  # bytes of text, pixels of a side
 
 
-def _short_texts(codec) -> list[Seed]:
-    """The text fixtures' cases cut to SHORT_TEXT bytes, written now with the shipped weights.
-    One text stream decodes at about 1 kB/s (the long files' 20 kB/s come from many streams
-    side by side), so a mutated 2,000-byte fixture that still decodes costs a second or more,
-    and text's inputs took three quarters of a run's time; short ones keep every format
-    option (the mixer of long inputs included) at a tenth of the cost."""
+def _short_seeds(codec) -> list[Seed]:
+    """The compat fixtures' cases cut to SHORT_TEXT bytes or SHORT_SIDE x SHORT_SIDE pixels,
+    written now with the shipped weights. Real decodes dominate a run's time (one text stream
+    decodes at about 1 kB/s: the long files' 20 kB/s come from many streams side by side; a
+    pixelcnn 37 x 53 crop takes 0.2 s), and a short file exercises the same header checks,
+    layout and decoding paths, text's mixer of long inputs included."""
     sys.path.insert(0, str(ROOT / "tests"))
     try:
         import make_compat
@@ -198,22 +198,25 @@ def _short_texts(codec) -> list[Seed]:
         sys.path.pop(0)
     out = []
     for case, spec in make_compat.inputs(codec).items():
-        if spec.get("bytes"):
+        if "bytes" in spec:
             spec = dict(spec, bytes=min(spec["bytes"], SHORT_TEXT))
-            blob = make_compat.encode(codec, make_compat.load_input(spec), spec, None)
-            out.append(Seed(Path(f"{codec.name}-{case}-{SHORT_TEXT}.ncd"), blob, split(blob), codec.name, codec.decode(blob)))
+        else:
+            (r0, r1), (c0, c1) = spec["rows"], spec["cols"]
+            spec = dict(spec, rows=[r0, min(r1, r0 + SHORT_SIDE)], cols=[c0, min(c1, c0 + SHORT_SIDE)])
+        blob = make_compat.encode(codec, make_compat.load_input(spec), spec, None if codec.lossless else 50)
+        out.append(Seed(Path(f"{codec.name}-{case}-short.ncd"), blob, split(blob), codec.name, codec.decode(blob)))
     return out
 
 
 def pick(pool: list[Seed], rng: random.Random) -> Seed:
     """A seed for the next input: a decoder drawn uniformly, so each gets its share whatever
-    its number of fixtures; for text, a short text nine times in ten (see _short_texts)."""
+    its number of fixtures; then a short file 19 times in 20 (see _short_seeds)."""
     by_codec = collections.defaultdict(list)
     for s in pool:
         by_codec[s.codec].append(s)
     choices = by_codec[rng.choice(sorted(by_codec))]
     short = [s for s in choices if s.path.parent == Path(".")]
-    return rng.choice(short if short and rng.random() < 0.9 else choices)
+    return rng.choice(short if short and rng.random() < 0.95 else choices)
 
 
 # --- the mutator ------------------------------------------------------------------------------
@@ -649,7 +652,7 @@ def run_hypothesis(examples: int, stats: Stats, strict: bool = False, seed: int 
 
 
 def run_random(n: int, stats: Stats, seed: int = 0, report_every: float = 60.0, strict: bool = False,
-               budget_s: float | None = None) -> None:
+               budget_s: float | None = None, save: bool = False) -> None:
     """The structured mutator alone, chained from the corpus (no coverage feedback)."""
     rng = random.Random(seed)
     pool = seeds()
@@ -662,8 +665,10 @@ def run_random(n: int, stats: Stats, seed: int = 0, report_every: float = 60.0, 
         for _ in range(rng.choice([1, 1, 2, 3])):
             blob = mutate(blob, rng, pool)
         run_one(blob, stats, strict=strict)
-        if time.time() - last > report_every:
+        if time.time() - last > report_every:  # a killed run keeps its figures up to here
             print(stats.report(), flush=True)
+            if save:
+                _save(stats)
             last = time.time()
 
 
@@ -737,9 +742,16 @@ def main() -> None:
     args = ap.parse_args()
     if args.engine == "tally":
         stats = Stats(crash_dir=None)
-        for path in args.paths or sorted(RESULTS.glob("stats-*.json")):
+        paths = args.paths or sorted(RESULTS.glob("stats-*.json"))
+        for path in paths:
             stats.merge(json.loads(Path(path).read_text()))
         print(stats.report())
+        if not args.paths:  # the committed summary of every run
+            runs = [f"- `{Path(p).name}`: " + _describe(json.loads(Path(p).read_text())) for p in paths]
+            (RESULTS / "summary.md").write_text(
+                "# Fuzzing: every run so far, added up\n\n`python fuzz/fuzz_decoders.py tally` (from the "
+                "runs' figures in this folder; README *Fuzzing* says what is tried and what counts as a crash).\n\n"
+                + "\n".join(runs) + "\n\n```\n" + stats.report() + "\n```\n")
         return
     cov = _start_coverage() if args.coverage else None  # with the imports and the corpus, as libFuzzer counts
     stats = prepare()
@@ -748,7 +760,7 @@ def main() -> None:
             run_hypothesis(args.examples, stats, seed=args.seed)
         elif args.engine == "random":
             run_random(args.examples, stats, seed=args.seed or 0,
-                       budget_s=None if args.minutes is None else 60 * args.minutes)
+                       budget_s=None if args.minutes is None else 60 * args.minutes, save=True)
         else:
             for path in map(Path, args.paths):
                 for f in sorted(path.iterdir()) if path.is_dir() else [path]:
@@ -786,6 +798,11 @@ def _stop_coverage(cov) -> dict[str, list[int]]:
         if statements:
             out[str(Path(path).relative_to(ROOT))] = [len(statements) - len(missing), len(statements)]
     return out
+
+
+def _describe(doc: dict) -> str:
+    return (f"{doc.get('engine') or '?'} {' '.join(doc.get('argv', []))}, started {doc.get('started', '?')}: "
+            f"{doc['inputs']:,} inputs in {doc['seconds'] / 60:,.0f} min")
 
 
 def _save(stats: Stats) -> None:
