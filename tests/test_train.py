@@ -318,3 +318,17 @@ def test_checkpoints_keep_the_weights_moving_average_and_resume_from_the_live_we
     assert CliRunner().invoke(main, ["train", "idf", "--data", str(DATA), "--out", str(plain), *FAMILY_ARGS["idf"],
                                      "--minutes", "0.03", "--ema", "0"]).exit_code == 0
     assert not any(k.startswith(LIVE) for k in load_checkpoint(plain)[2])
+
+
+def test_crops_larger_than_a_photo_reflect_it_as_often_as_needed():
+    """A 158-px-high training photo and 512-px crops: one reflection adds at most 157 rows,
+    so the padding repeats (it raised a RuntimeError); the photo stays in the corner."""
+    from neurocodec.train.crops import RandomCrops
+
+    for shape in [(3, 158, 512), (3, 1, 5), (3, 40, 700)]:
+        im = torch.randint(0, 256, shape, dtype=torch.uint8)
+        out = RandomCrops._pad(im, 512)
+        assert out.shape[1] >= 512 and out.shape[2] >= 512 and out.dtype == torch.uint8
+        assert (out[:, : shape[1], : shape[2]] == im).all()
+    crops = RandomCrops([torch.randint(0, 256, (3, 158, 300), dtype=torch.uint8)], 512)
+    assert crops.batch(2).shape == (2, 3, 512, 512)

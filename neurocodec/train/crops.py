@@ -46,9 +46,13 @@ class RandomCrops:
 
     @staticmethod
     def _pad(im: torch.Tensor, size: int) -> torch.Tensor:
-        _, h, w = im.shape
-        ph, pw = max(0, size - h), max(0, size - w)
-        if ph or pw:
+        """Reflected until `size` x `size` fits: in steps, since one reflection adds less than
+        the side it reflects (a 158-px photo and 512-px crops)."""
+        while im.shape[1] < size or im.shape[2] < size:
+            _, h, w = im.shape
+            ph, pw = min(max(0, size - h), h - 1), min(max(0, size - w), w - 1)
+            if ph == pw == 0:  # a 1-px side cannot be reflected
+                return torch.nn.functional.pad(im[None], (0, max(0, size - w), 0, max(0, size - h)), mode="replicate")[0]
             im = torch.nn.functional.pad(im[None].float(), (0, pw, 0, ph), mode="reflect")[0].to(torch.uint8)
         return im
 
