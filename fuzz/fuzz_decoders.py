@@ -421,6 +421,7 @@ class Stats:
             self.crash_dir.mkdir(parents=True, exist_ok=True)
             path = self.crash_dir / (hashlib.sha1(key.encode()).hexdigest()[:12] + ".ncd")
             path.write_bytes(blob)
+            path = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
         self.crashes[key] = [1, str(path), message[:300]]
         print(f"\nNEW CRASH CLASS: {key}\n  {message[:300]}\n  saved: {path}", file=sys.stderr, flush=True)
 
@@ -458,8 +459,9 @@ class Stats:
             n = sum(c.values())
             outcomes = ", ".join(f"{k} {v:,}" for k, v in c.most_common() if k not in ("inputs",))
             lines.append(f"  {codec:14s} {n:9,d} {c['decoded']:8,d}  {self.slowest[codec]:6.2f}s  {self.memory[codec] / 2**20:7.0f}  {outcomes}")
-        lines.append("most frequent refusals:")
-        lines += [f"  {n:9,d}  {m}" for m, n in self.messages.most_common(25)]
+        if self.messages:  # (not kept in the saved figures)
+            lines.append("most frequent refusals:")
+            lines += [f"  {n:9,d}  {m}" for m, n in self.messages.most_common(25)]
         if self.coverage:
             run, total = (sum(v[i] for v in self.coverage.values()) for i in (0, 1))
             lines.append(f"line coverage of the decoding modules: {run:,} of {total:,} statements ({100 * run / total:.0f} %)")
