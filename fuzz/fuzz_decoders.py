@@ -148,6 +148,7 @@ class Seed:
     parts: Parts
     codec: str
     output: object = None  # what the file decodes to
+    short: bool = False  # written at start-up (_short_seeds), not a compat fixture
 
 
 _SEEDS: list[Seed] | None = None
@@ -204,19 +205,24 @@ def _short_seeds(codec) -> list[Seed]:
             (r0, r1), (c0, c1) = spec["rows"], spec["cols"]
             spec = dict(spec, rows=[r0, min(r1, r0 + SHORT_SIDE)], cols=[c0, min(c1, c0 + SHORT_SIDE)])
         blob = make_compat.encode(codec, make_compat.load_input(spec), spec, None if codec.lossless else 50)
-        out.append(Seed(Path(f"{codec.name}-{case}-short.ncd"), blob, split(blob), codec.name, codec.decode(blob)))
+        out.append(Seed(Path(f"{codec.name}-{case}-short.ncd"), blob, split(blob), codec.name, codec.decode(blob),
+                        short=True))
     return out
 
 
-def pick(pool: list[Seed], rng: random.Random) -> Seed:
+def by_decoder(pool: list[Seed]) -> list[tuple[list[Seed], list[Seed]]]:
+    """Per decoder (sorted by name): (all its seeds, its short ones), for `pick`."""
+    groups = collections.defaultdict(list)
+    for s in pool:
+        groups[s.codec].append(s)
+    return [(g, [s for s in g if s.short]) for _, g in sorted(groups.items())]
+
+
+def pick(groups: list[tuple[list[Seed], list[Seed]]], rng: random.Random) -> Seed:
     """A seed for the next input: a decoder drawn uniformly, so each gets its share whatever
     its number of fixtures; then a short file 19 times in 20 (see _short_seeds)."""
-    by_codec = collections.defaultdict(list)
-    for s in pool:
-        by_codec[s.codec].append(s)
-    choices = by_codec[rng.choice(sorted(by_codec))]
-    short = [s for s in choices if s.path.parent == Path(".")]
-    return rng.choice(short if short and rng.random() < 0.95 else choices)
+    seeds_of, short = rng.choice(groups)
+    return rng.choice(short if short and rng.random() < 0.95 else seeds_of)
 
 
 # --- the mutator ------------------------------------------------------------------------------
@@ -658,12 +664,13 @@ def run_random(n: int, stats: Stats, seed: int = 0, report_every: float = 60.0, 
     """The structured mutator alone, chained from the corpus (no coverage feedback)."""
     rng = random.Random(seed)
     pool = seeds()
+    groups = by_decoder(pool)
     last = time.time()
     end = None if budget_s is None else time.monotonic() + budget_s
     for _ in range(n):
         if end is not None and time.monotonic() > end:
             break
-        blob = pick(pool, rng).blob
+        blob = pick(groups, rng).blob
         for _ in range(rng.choice([1, 1, 2, 3])):
             blob = mutate(blob, rng, pool)
         run_one(blob, stats, strict=strict)
@@ -745,11 +752,12 @@ def main() -> None:
     if args.engine == "tally":
         stats = Stats(crash_dir=None)
         paths = args.paths or sorted(RESULTS.glob("stats-*.json"))
-        for path in paths:
-            stats.merge(json.loads(Path(path).read_text()))
+        docs = [json.loads(Path(p).read_text()) for p in paths]
+        for doc in docs:
+            stats.merge(doc)
         print(stats.report())
         if not args.paths:  # the committed summary of every run
-            runs = [f"- `{Path(p).name}`: " + _describe(json.loads(Path(p).read_text())) for p in paths]
+            runs = [f"- `{Path(p).name}`: " + _describe(doc) for p, doc in zip(paths, docs)]
             (RESULTS / "summary.md").write_text(
                 "# Fuzzing: every run so far, added up\n\n`python fuzz/fuzz_decoders.py tally` (from the "
                 "runs' figures in this folder; README *Fuzzing* says what is tried and what counts as a crash).\n\n"

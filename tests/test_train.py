@@ -170,7 +170,8 @@ def test_a_resumed_run_keeps_its_batch_and_crop_unless_told(tmp_path):
     info = load_checkpoint(out)[1]
     assert (info["batch"], info["crop"]) == (3, 48)
     assert CliRunner().invoke(main, base + ["--resume", str(out), "--crop", "32"]).exit_code == 0
-    assert (load_checkpoint(out)[1]["batch"], load_checkpoint(out)[1]["crop"]) == (3, 32)
+    info = load_checkpoint(out)[1]
+    assert (info["batch"], info["crop"]) == (3, 32)
     other = tmp_path / "idf"
     idf = ["train", "idf", "--data", str(DATA), "--minutes", "0.02", "--out", str(other), "--resume", str(out)]
     result = CliRunner().invoke(main, idf)  # bitsback's weights and record are not idf's
