@@ -179,6 +179,41 @@ def test_a_resumed_run_keeps_its_batch_and_crop_unless_told(tmp_path):
     assert not isinstance(result.exception, KeyError)
 
 
+def test_more_rate_levels_grow_a_resumed_model_above_its_top(tmp_path):
+    """`--levels` above a resumed model's adds rate levels over its top: the trained gains stay,
+    each new one starts extrapolated from the two highest, and the exported codec's -q 100 is
+    the new top (with the lambdas the new levels were trained for)."""
+    from neurocodec.families.hyperprior.net import LAMBDAS
+    from neurocodec.train.checkpoint import load_checkpoint
+
+    small, grown, folder = tmp_path / "small", tmp_path / "grown", tmp_path / "codecs" / "ctx-grown"
+    args = ["train", "context", "--data", str(DATA), *FAMILY_ARGS["context"]]
+    assert CliRunner().invoke(main, args + ["--minutes", "0.02", "--out", str(small)]).exit_code == 0
+    before = load_checkpoint(small)[0]["log_gain"]
+    assert before.shape[0] == 9
+    result = CliRunner().invoke(main, args + ["--minutes", "0", "--resume", str(small), "--levels", "11",
+                                              "--out", str(grown), "--export", str(folder)])
+    assert result.exit_code == 0, result.output
+    state, info, _ = load_checkpoint(grown)
+    g = state["log_gain"]
+    assert info["arch"]["levels"] == 11 and g.shape[0] == 11 and torch.equal(g[:9], before)
+    assert torch.allclose(g[9:] - g[8:10], (before[8] - before[7]).expand(2, -1), atol=1e-6)
+    config = json.loads((folder / registry.CONFIG).read_text())
+    assert config["levels"] == 11 and config["lambdas"] == list(LAMBDAS[:11]) and config["lambdas"][-1] > 0.4
+    codec = registry.codec_class("context")(config, __import__("safetensors.torch").torch.load_file(str(folder / registry.WEIGHTS)),
+                                            bytes(32))
+    assert codec.level(100) == 10
+    x = __import__("conftest").load("kodim05_crop.png")[:32, :32]
+    assert codec.decode(codec.encode(x, quality=100)).shape == x.shape
+    # a resumed model keeps its levels unless told more; fewer, or more than there are lambdas, is refused
+    again = CliRunner().invoke(main, args + ["--minutes", "0", "--resume", str(grown), "--out", str(tmp_path / "again")])
+    assert again.exit_code == 0 and load_checkpoint(tmp_path / "again")[1]["arch"]["levels"] == 11
+    for told in ("10", "12"):
+        bad = CliRunner().invoke(main, args + ["--minutes", "0", "--resume", str(grown), "--levels", told,
+                                               "--out", str(tmp_path / "bad")])
+        assert bad.exit_code == 1 and "only added to a resumed model's 11" in bad.output, bad.output
+
+
 def test_an_export_without_training_records_no_run(tmp_path):
     """`--minutes 0 --export` (how a GPU checkpoint becomes a codec) adds no run of 0 minutes,
     and the CPU minutes are the sum of the runs' real minutes."""

@@ -85,7 +85,7 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
                 averaged = [p.detach().clone() for p in model.parameters()]
                 spec.load(model, live)
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        if same:
+        if same or isinstance(e, InputError):
             raise
         raise InputError(f"cannot resume {spec.family} from {resume}: its weights are "
                          f"{info.get('family') or 'of another family'}'s ({type(e).__name__}: {str(e)[:200]})") from None

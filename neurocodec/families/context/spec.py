@@ -10,12 +10,11 @@ from .net import CheckerboardHyperprior
 class ContextSpec(HyperpriorSpec):
     family = "context"
 
-    def build(self, arch: dict) -> CheckerboardHyperprior:
-        return CheckerboardHyperprior(N=arch.get("N", self.opts["N"]), M=arch.get("M", self.opts["M"]))
+    network = CheckerboardHyperprior
 
     def load(self, model, state):
         missing = {k: v for k, v in model.state_dict().items() if k.split(".")[0] in ("context", "ep") and k not in state}
-        model.load_learned({**state, **missing})
+        super().load(model, {**state, **missing})
 
     def export(self, model, info, name):
         config, weights = super().export(model, info, name)

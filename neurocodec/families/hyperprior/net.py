@@ -19,10 +19,12 @@ from torch import nn
 
 from .layers import transforms
 
-# Rate-distortion trade-offs of the trained levels (MSE on 0..255, as compressai's zoo):
-# nine levels, each about twice the last, from 0.0005 to 0.12, so that qualities 1..100
-# span roughly 0.1 to 2 bits per pixel on Kodak.
-LAMBDAS = tuple(round(0.0005 * 240 ** (i / 8), 6) for i in range(9))
+# Rate-distortion trade-offs of the trained levels (MSE on 0..255, as compressai's zoo), each
+# about twice the last from 0.0005; a network trains the first `levels` of them: nine (to 0.12)
+# unless told, which spans roughly 0.1 to 1.3 bits per pixel on Kodak; a tenth and an eleventh
+# (0.24, 0.47) reach higher rates.
+LAMBDAS = tuple(round(0.0005 * 240 ** (i / 8), 6) for i in range(11))
+LEVELS = 9  # levels of a new network
 
 
 def entropy_models(N: int) -> tuple[nn.Module, nn.Module]:
@@ -39,7 +41,7 @@ class VariableRateHyperprior(nn.Module):
     """compressai's MeanScaleHyperprior with gains. `likelihoods=False` leaves out the entropy
     models: the codec codes with its own tables and needs only the transforms."""
 
-    def __init__(self, N: int = 128, M: int = 192, levels: int = len(LAMBDAS), likelihoods: bool = True):
+    def __init__(self, N: int = 128, M: int = 192, levels: int = LEVELS, likelihoods: bool = True):
         super().__init__()
         # registration order as in compressai, so optimizer states saved by index still fit
         eb, gc = entropy_models(N) if likelihoods else (None, None)
@@ -48,6 +50,8 @@ class VariableRateHyperprior(nn.Module):
         self.g_a, self.g_s, self.h_a, self.h_s = transforms(N, M)
         if likelihoods:
             self.gaussian_conditional = gc
+        if not 2 <= levels <= len(LAMBDAS):
+            raise ValueError(f"levels {levels!r} is not in 2..{len(LAMBDAS)}")
         self.N, self.M, self.levels = N, M, levels
         # log-gains, one vector per level; initialised to a ladder of increasing rate
         init = torch.linspace(-1.0, 1.0, levels)[:, None].repeat(1, M)
@@ -103,6 +107,20 @@ class VariableRateHyperprior(nn.Module):
         _, y_likelihoods = self.gaussian_conditional(y_g, scales_g, means=means_g)
         y_hat = y_hat_g * inv_gain  # also what a conditional discriminator sees (families/perceptual)
         return {"x_hat": self.g_s(y_hat), "y_hat": y_hat, "likelihoods": {"y": y_likelihoods, "z": z_likelihoods}}
+
+
+def grow_gains(state: dict[str, torch.Tensor], levels: int) -> dict[str, torch.Tensor]:
+    """`state` with its log-gains (and inverse log-gains) extended to `levels` rate levels, each
+    new level's extrapolated linearly from the two highest: how a trained network is given rate
+    levels above its top before training them. A state with `levels` already is returned as is."""
+    out = dict(state)
+    for key in ("log_gain", "log_inv_gain"):
+        g = out.get(key)
+        while g is not None and len(g) < levels:
+            g = torch.cat([g, 2 * g[-1:] - g[-2:-1]])
+        if g is not None:
+            out[key] = g
+    return out
 
 
 def bracket(level: float, levels: int) -> tuple[int, float]:

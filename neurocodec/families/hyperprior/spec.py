@@ -11,18 +11,23 @@ import math
 
 import torch
 
+from ...errors import InputError
 from ...train.spec import TrainSpec, unwrap
-from .net import LAMBDAS, VariableRateHyperprior
+from .net import LAMBDAS, LEVELS, VariableRateHyperprior, grow_gains
 
 
 class HyperpriorSpec(TrainSpec):
     family = "hyperprior"
     defaults = {"batch": 8, "crop": 128, "lr": 2e-4}
     options = {"N": (96, "analysis/synthesis width (a new model only)"), "M": (160, "latent channels (a new model only)"),
+               "levels": (None, f"rate levels, the first L of the lambdas {', '.join(map(str, LAMBDAS))} (a new "
+                                f"model: {LEVELS}); more than a resumed model's adds levels above its top, their gains "
+                                "extrapolated, then trained", int),
                "learn": ("all", "what learns: 'all', or 'synthesis' (g_s only: the coded latents, their entropy model "
                                 "and so every file's size stay as they were; the decoder is fitted to them)",
                          ("all", "synthesis"))}
     synthesis_parts = ("g_s.",)  # what learns with --learn synthesis
+    network = VariableRateHyperprior
 
     @property
     def synthesis_only(self) -> bool:
@@ -34,22 +39,30 @@ class HyperpriorSpec(TrainSpec):
                 p.requires_grad_(name.startswith(self.synthesis_parts))
 
     def build(self, arch: dict) -> VariableRateHyperprior:
-        return VariableRateHyperprior(N=arch.get("N", self.opts["N"]), M=arch.get("M", self.opts["M"]))
+        return self.network(N=arch.get("N", self.opts["N"]), M=arch.get("M", self.opts["M"]), levels=self.levels(arch))
+
+    def levels(self, arch: dict) -> int:
+        """The resumed model's levels (nine for records without any), or more if told."""
+        had, told = (arch.get("levels", LEVELS) if arch else None), self.opts["levels"]
+        if told is not None and not max(had or 2, 2) <= told <= len(LAMBDAS):
+            raise InputError(f"--levels {told}: a model has 2 to {len(LAMBDAS)} rate levels"
+                             + (f", and levels are only added to a resumed model's {had}" if had else ""))
+        return told or had or LEVELS
 
     def arch(self, model) -> dict:
-        return {"N": model.N, "M": model.M}
+        return {"N": model.N, "M": model.M, "levels": model.levels}
 
     def from_codec(self, config, weights):
         from .weights import float_state
 
-        return float_state(weights), {"arch": {"N": config["N"], "M": config["M"]}}
+        return float_state(weights), {"arch": {"N": config["N"], "M": config["M"], "levels": config["levels"]}}
 
     def state(self, model):
         """The learned tensors only: compressai's derived CDF buffers are rebuilt, not stored."""
         return {k: v for k, v in model.state_dict().items() if not k.startswith("gaussian_conditional.") and "._" not in k}
 
     def load(self, model, state):
-        model.load_learned(state)
+        model.load_learned(grow_gains(state, model.levels))
 
     def loss(self, model, x, frac):
         levels = unwrap(model).levels

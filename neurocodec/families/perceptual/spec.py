@@ -41,7 +41,7 @@ class PerceptualSpec(ContextSpec):
 
     def build(self, arch: dict) -> GenerativeContext:
         if arch or not self.opts["backbone"]:
-            return GenerativeContext(N=arch.get("N", self.opts["N"]), M=arch.get("M", self.opts["M"]))
+            return GenerativeContext(N=arch.get("N", self.opts["N"]), M=arch.get("M", self.opts["M"]), levels=self.levels(arch))
         from ...train.checkpoint import load_codec_folder
         from ..hyperprior.weights import float_state
 
