@@ -123,10 +123,14 @@ BASELINES: dict[str, Callable[[], Baseline]] = {
     "jxl-lossless": lambda: _ImageCodecs(
         "jxl-lossless", True, (None,), "jpegxl", None, {"lossless": True, "effort": 9}
     ),
+    # cjxl's default effort, for the speed a user gets without asking
+    "jxl-lossless-e7": lambda: _ImageCodecs(
+        "jxl-lossless-e7", True, (None,), "jpegxl", None, {"lossless": True, "effort": 7}
+    ),
 }
 
 LOSSY = ("jpeg", "webp", "avif", "jxl")
-LOSSLESS = ("png", "webp-lossless", "jpeg2000", "jxl-lossless")
+LOSSLESS = ("png", "webp-lossless", "jpeg2000", "jxl-lossless-e7", "jxl-lossless")
 
 
 def get_baseline(name: str) -> Baseline:
