@@ -112,6 +112,10 @@ def summarize(rows: list[dict]) -> list[dict]:
             values = [r[key] for r in rs if r[key] is not None]
             s[key] = float(np.mean(values)) if values else None
         s["exact"] = all(r["exact"] for r in rs) if rs[0]["lossless"] else None
+        megapixels = sum(r["height"] * r["width"] for r in rs) / 1e6
+        for key in ("encode", "decode"):  # megapixels per second over all the images
+            seconds = sum(r[f"{key}_s"] or 0.0 for r in rs)
+            s[f"{key}_mps"] = megapixels / seconds if seconds > 0 else None
         summary.append(s)
     return summary
 
@@ -156,10 +160,10 @@ def _lossy_table(summary):
 
 
 def _lossless_table(summary):
-    header = ["codec", "bpsp", "bpp", "exact", "encode s", "decode s"]
+    header = ["codec", "bpsp", "bpp", "exact", "encode s", "decode s", "encode MP/s", "decode MP/s"]
     cells = [
         [s["codec"], _num(s["bpsp"], ".4f"), _num(s["bpp"], ".4f"), "yes" if s["exact"] else "NO",
-         _num(s["encode_s"], ".3f"), _num(s["decode_s"], ".3f")]
+         _num(s["encode_s"], ".3f"), _num(s["decode_s"], ".3f"), _num(s["encode_mps"], ".3f"), _num(s["decode_mps"], ".3f")]
         for s in summary
         if s["lossless"]
     ]
