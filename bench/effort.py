@@ -45,7 +45,11 @@ def _code(name: str, x: np.ndarray, quality: int, effort: int) -> tuple[int, flo
     t = time.perf_counter()
     blob = codec.encode(x, quality=quality, effort=effort)
     spent = time.perf_counter() - t
-    return len(blob), float(np.mean((codec.decode(blob).astype(float) - x) ** 2)), spent
+    return len(blob), _mse(codec.decode(blob), x), spent
+
+
+def _mse(decoded: np.ndarray, x: np.ndarray) -> float:
+    return float(np.mean((decoded.astype(float) - x) ** 2))
 
 
 def _worker() -> None:
@@ -73,19 +77,18 @@ def main() -> None:
         r, c = (x.shape[0] - args.crop) // 2, (x.shape[1] - args.crop) // 2
         crops.append(np.ascontiguousarray(x[r : r + args.crop, c : c + args.crop]))
 
-    def point(encode, decode) -> tuple[float, float, float]:
-        """(mean bpp, PSNR of the mean MSE, encode seconds) over the crops, real files."""
-        bpp, mse, spent = [], [], 0.0
-        for x in crops:
-            t = time.perf_counter()
-            blob = encode(x)
-            spent += time.perf_counter() - t
-            bpp.append(8 * len(blob) / (args.crop * args.crop))
-            mse.append(np.mean((decode(blob).astype(float) - x) ** 2))
-        return float(np.mean(bpp)), float(10 * np.log10(255**2 / np.mean(mse))), spent
+    def point(coded: list[tuple[int, float]]) -> tuple[float, float]:
+        """(mean bpp, PSNR of the mean MSE) of the crops coded as (bytes, MSE)."""
+        bpp = float(np.mean([8 * n / (args.crop * args.crop) for n, _ in coded]))
+        return bpp, float(10 * np.log10(255**2 / np.mean([m for _, m in coded])))
 
     jpeg = get_baseline("jpeg")
-    anchor = [point(lambda x: jpeg.encode(x, q), jpeg.decode)[:2] for q in jpeg.bench_qualities]
+
+    def jpeg_coded(x: np.ndarray, q: int) -> tuple[int, float]:
+        blob = jpeg.encode(x, q)
+        return len(blob), _mse(jpeg.decode(blob), x)
+
+    anchor = [point([jpeg_coded(x, q) for x in crops]) for q in jpeg.bench_qualities]
     curves: dict[int, list[tuple[float, float]]] = {}
     seconds: dict[int, float] = {}
     efforts = codec.efforts if args.efforts is None else sorted({0, *map(int, args.efforts.split(","))})
@@ -97,9 +100,7 @@ def main() -> None:
     for effort in efforts:
         points = []
         for q in QUALITIES:
-            coded = [results[effort, q, i] for i in range(len(crops))]
-            bpp = float(np.mean([8 * n / (args.crop * args.crop) for n, _, _ in coded]))
-            points.append((bpp, float(10 * np.log10(255**2 / np.mean([m for _, m, _ in coded])))))
+            points.append(point([results[effort, q, i][:2] for i in range(len(crops))]))
             print(name, "effort", effort, "q", q, points[-1], flush=True)
         curves[effort] = points
         seconds[effort] = float(np.mean([results[effort, q, i][2] for q in QUALITIES for i in range(len(crops))]))

@@ -53,9 +53,11 @@ def make_command(name: str) -> click.Command:
         click.Option(["--ema"], type=click.FloatRange(0, 1, max_open=True), default=0.999, show_default=True,
                      help="decay per step of the weights' moving average, which checkpoints and exports keep (0: none)"),
     ]
-    for opt, (default, help_text, *kind) in spec_cls.options.items():  # (default, help[, choices or type])
-        kind = (kind[0] if isinstance(kind[0], type) else click.Choice(kind[0])) if kind \
-            else type(default) if default is not None else str
+    for opt, (default, help_text, *extra) in spec_cls.options.items():  # (default, help[, choices or type])
+        if extra:
+            kind = extra[0] if isinstance(extra[0], type) else click.Choice(extra[0])
+        else:
+            kind = type(default) if default is not None else str
         params.append(click.Option([f"--{opt.replace('_', '-')}", opt], type=kind, default=default, show_default=True,
                                    help=help_text))
     import sys

@@ -115,11 +115,9 @@ def grow_gains(state: dict[str, torch.Tensor], levels: int) -> dict[str, torch.T
     levels above its top before training them. A state with `levels` already is returned as is."""
     out = dict(state)
     for key in ("log_gain", "log_inv_gain"):
-        g = out.get(key)
-        while g is not None and len(g) < levels:
-            g = torch.cat([g, 2 * g[-1:] - g[-2:-1]])
-        if g is not None:
-            out[key] = g
+        if key in out:
+            while len(out[key]) < levels:
+                out[key] = torch.cat([out[key], 2 * out[key][-1:] - out[key][-2:-1]])
     return out
 
 

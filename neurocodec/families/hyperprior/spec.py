@@ -43,8 +43,9 @@ class HyperpriorSpec(TrainSpec):
 
     def levels(self, arch: dict) -> int:
         """The resumed model's levels (nine for records without any), or more if told."""
-        had, told = (arch.get("levels", LEVELS) if arch else None), self.opts["levels"]
-        if told is not None and not max(had or 2, 2) <= told <= len(LAMBDAS):
+        had = arch.get("levels", LEVELS) if arch else None  # None: a new model
+        told = self.opts["levels"]
+        if told is not None and not (had or 2) <= told <= len(LAMBDAS):
             raise InputError(f"--levels {told}: a model has 2 to {len(LAMBDAS)} rate levels"
                              + (f", and levels are only added to a resumed model's {had}" if had else ""))
         return told or had or LEVELS
