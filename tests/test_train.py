@@ -214,6 +214,97 @@ def test_more_rate_levels_grow_a_resumed_model_above_its_top(tmp_path):
         assert bad.exit_code == 1 and "only added to a resumed model's 11" in bad.output, bad.output
 
 
+def test_a_wider_idf_resumed_from_the_shipped_one_codes_what_it_did(tmp_path):
+    """`train idf --hidden` wider than the resumed model's adds units that start without effect:
+    the widened network's code length on a real image is the shipped network's, to the bit."""
+    import math
+
+    from neurocodec.families.idf.net import code_length
+    from neurocodec.families.idf.spec import IDFSpec
+    from neurocodec.train.loop import resume_state
+
+    x = torch.from_numpy(__import__("conftest").load("kodim05_crop.png")[:64, :64].copy()).permute(2, 0, 1)[None].float()
+    bits = []
+    for hidden in (None, "40,48,64,72"):
+        spec = IDFSpec(hidden=hidden)
+        state, info, _ = resume_state(spec, "idf")
+        model = spec.build(info["arch"])
+        spec.load(model, state)
+        assert list(model.hidden) == ([24, 40, 64, 64] if hidden is None else [40, 48, 64, 72])
+        with torch.no_grad():
+            bits.append(float(code_length(model, x, "laplace", math.log(1.3))))
+    assert bits[0] == bits[1] and 1 < bits[0] < 8
+    out = tmp_path / "wide"
+    args = ["train", "idf", "--data", str(DATA), "--out", str(out), *FAMILY_ARGS["idf"], "--resume", "idf"]
+    assert CliRunner().invoke(main, args + ["--minutes", "0", "--hidden", "32,40,64,64"]).exit_code == 0
+    from neurocodec.train.checkpoint import load_checkpoint
+
+    assert load_checkpoint(out)[1]["arch"]["hidden"] == [32, 40, 64, 64]
+    for told in ("16,40,64,64", "32,40,64", "wide"):
+        bad = CliRunner().invoke(main, args + ["--minutes", "0", "--hidden", told])
+        assert bad.exit_code == 1 and "4 comma-separated widths, each at least 24,40,64,64" in bad.output, bad.output
+
+
+def test_a_wider_analysis_and_synthesis_start_where_the_narrow_ones_were(tmp_path):
+    """`train context --width` wider than the resumed model's widens g_a and g_s: the widened
+    network's rate and distortion on a real crop are the narrow one's, the exported codec names
+    its width and codes, and a narrower width is refused in one line."""
+    from neurocodec.families.context.spec import ContextSpec
+    from neurocodec.train.checkpoint import load_checkpoint
+    from neurocodec.train.loop import resume_state
+
+    small, wide, folder = tmp_path / "small", tmp_path / "wide", tmp_path / "codecs" / "ctx-wide"
+    args = ["train", "context", "--data", str(DATA), *FAMILY_ARGS["context"]]
+    assert CliRunner().invoke(main, args + ["--minutes", "0.02", "--out", str(small)]).exit_code == 0
+    result = CliRunner().invoke(main, args + ["--minutes", "0", "--resume", str(small), "--width", "24",
+                                              "--out", str(wide), "--export", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(wide)[1]["arch"]["width"] == 24 and load_checkpoint(small)[1]["arch"]["width"] == 16
+    x = torch.from_numpy(__import__("conftest").load("kodim05_crop.png")[:64, :64].copy()).permute(2, 0, 1)[None].float() / 255
+    outs = []
+    for source in (small, wide):
+        spec = ContextSpec()
+        state, info, _ = resume_state(spec, source)
+        model = spec.build(info["arch"])
+        spec.load(model, state)
+        with torch.no_grad():
+            out = model.eval()(x, torch.tensor([3.0]))
+        outs.append((sum(-torch.log2(v).sum() for v in out["likelihoods"].values()), out["x_hat"]))
+    assert outs[1][1].shape == outs[0][1].shape and model.width == 24 and model.g_s[0].weight.shape[1] == 24
+    assert torch.allclose(outs[0][0], outs[1][0], rtol=1e-5) and torch.allclose(outs[0][1], outs[1][1], atol=1e-5)
+    config = json.loads((folder / registry.CONFIG).read_text())
+    assert config["width"] == 24 and config["N"] == 16
+    codec = registry.codec_class("context")(config, __import__("safetensors.torch").torch.load_file(str(folder / registry.WEIGHTS)),
+                                            bytes(32))
+    crop = __import__("conftest").load("kodim05_crop.png")[:32, :32]
+    assert codec.decode(codec.encode(crop, quality=50)).shape == crop.shape
+    bad = CliRunner().invoke(main, args + ["--minutes", "0", "--resume", str(wide), "--width", "20", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 1 and "only widened from a resumed model's 24" in bad.output, bad.output
+
+
+def test_a_step_whose_loss_spikes_is_skipped(tmp_path):
+    """A batch whose loss is not finite or over SPIKE times the recent mean does not move the
+    weights: the run logs it, records it, and goes on."""
+    from neurocodec.families.idf.spec import IDFSpec
+    from neurocodec.train.checkpoint import load_checkpoint
+    from neurocodec.train.loop import train
+
+    class Spiky(IDFSpec):
+        calls = 0
+
+        def loss(self, model, x, frac):
+            loss, stats = super().loss(model, x, frac)
+            Spiky.calls += 1
+            return {4: loss * 1e5, 6: loss * float("nan")}.get(Spiky.calls, loss), stats
+
+    lines = []
+    info = train(Spiky(), DATA, tmp_path / "run", minutes=0.05, batch=2, crop=32, log=lines.append)
+    assert Spiky.calls > 8 and info["runs"][-1]["skipped_steps"] == 2, lines
+    assert info["steps"] == Spiky.calls - 2
+    assert sum("skipped" in line for line in lines) == 2
+    assert all(torch.isfinite(v).all() for v in load_checkpoint(tmp_path / "run")[0].values())
+
+
 def test_an_export_without_training_records_no_run(tmp_path):
     """`--minutes 0 --export` (how a GPU checkpoint becomes a codec) adds no run of 0 minutes,
     and the CPU minutes are the sum of the runs' real minutes."""

@@ -29,8 +29,8 @@ def anchors(like: torch.Tensor) -> torch.Tensor:
 
 
 class CheckerboardHyperprior(VariableRateHyperprior):
-    def __init__(self, N: int = 96, M: int = 160, levels: int = 9, likelihoods: bool = True):
-        super().__init__(N=N, M=M, levels=levels, likelihoods=likelihoods)
+    def __init__(self, N: int = 96, M: int = 160, levels: int = 9, likelihoods: bool = True, width: int | None = None):
+        super().__init__(N=N, M=M, levels=levels, likelihoods=likelihoods, width=width)
         self.context = exact.Conv2d(M, 2 * M, 5, padding=2)
         self.ep = nn.Sequential(exact.Conv2d(4 * M, 2 * M, 1), exact.LeakyReLU(), exact.Conv2d(2 * M, 2 * M, 1))
         nn.init.zeros_(self.ep[-1].weight)

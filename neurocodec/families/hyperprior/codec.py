@@ -68,6 +68,7 @@ class HyperpriorConfig:
     tile: int = 1024
     default_quality: int = 50
     bench_qualities: list = field(default_factory=list)
+    width: int | None = None  # channels inside g_a and g_s (default: N)
     top_level: float | None = None  # the rate level q = 100 stands for (default: the highest)
     bottom_level: float = 0.0  # the rate level q = 1 stands for: below 0, gains extrapolated
 
@@ -97,7 +98,8 @@ class HyperpriorCodec(LikelihoodCodec):
         top = config.get("top_level")
         self.top_level = float(config["levels"] - 1 if top is None else top)
         self.bottom_level = float(config.get("bottom_level", 0.0))
-        self.net = self.network(N=config["N"], M=config["M"], levels=config["levels"], likelihoods=False)
+        self.net = self.network(N=config["N"], M=config["M"], levels=config["levels"], likelihoods=False,
+                                width=config.get("width"))
         self.net.load_learned(float_state(weights))
         self._entropy_state = {k: v.float() for k, v in weights.items() if k.startswith("entropy_bottleneck.")}
         # channels-last convolutions decode ~30 % faster on the CPU (measured); they change
@@ -312,6 +314,7 @@ def default_config(name: str, net: VariableRateHyperprior) -> dict:
         "N": net.N,
         "M": net.M,
         "levels": net.levels,
+        **({"width": net.width} if net.width != net.N else {}),
         "lambdas": list(LAMBDAS[: net.levels]),
         "tile": 1024,
         "default_quality": 50,

@@ -94,11 +94,11 @@ def synthesis(N: int, M: int) -> nn.Sequential:
     )
 
 
-def transforms(N: int, M: int) -> tuple[nn.Sequential, nn.Sequential, nn.Sequential, nn.Sequential]:
+def transforms(N: int, M: int, width: int | None = None) -> tuple[nn.Sequential, nn.Sequential, nn.Sequential, nn.Sequential]:
     """(g_a, g_s, h_a, h_s) of a mean-scale hyperprior: images to M latent channels at 1/16
-    resolution and back; latents to N hyper-latent channels at 1/64 and back to 2M (scales,
-    means)."""
-    g_a, g_s = analysis(N, M), synthesis(N, M)
+    resolution and back (`width` channels inside, N unless given); latents to N hyper-latent
+    channels at 1/64 and back to 2M (scales, means)."""
+    g_a, g_s = analysis(width or N, M), synthesis(width or N, M)
     h_a = nn.Sequential(conv(M, N, 3, 1), nn.LeakyReLU(inplace=True), conv(N, N), nn.LeakyReLU(inplace=True), conv(N, N))
     h_s = nn.Sequential(
         deconv(N, M), nn.LeakyReLU(inplace=True), deconv(M, M * 3 // 2), nn.LeakyReLU(inplace=True),

@@ -39,20 +39,21 @@ def entropy_models(N: int) -> tuple[nn.Module, nn.Module]:
 
 class VariableRateHyperprior(nn.Module):
     """compressai's MeanScaleHyperprior with gains. `likelihoods=False` leaves out the entropy
-    models: the codec codes with its own tables and needs only the transforms."""
+    models: the codec codes with its own tables and needs only the transforms. `width`: the
+    channels inside g_a and g_s (N unless given; a trained network can be widened there)."""
 
-    def __init__(self, N: int = 128, M: int = 192, levels: int = LEVELS, likelihoods: bool = True):
+    def __init__(self, N: int = 128, M: int = 192, levels: int = LEVELS, likelihoods: bool = True, width: int | None = None):
         super().__init__()
         # registration order as in compressai, so optimizer states saved by index still fit
         eb, gc = entropy_models(N) if likelihoods else (None, None)
         if likelihoods:
             self.entropy_bottleneck = eb
-        self.g_a, self.g_s, self.h_a, self.h_s = transforms(N, M)
+        self.g_a, self.g_s, self.h_a, self.h_s = transforms(N, M, width)
         if likelihoods:
             self.gaussian_conditional = gc
         if not 2 <= levels <= len(LAMBDAS):
             raise ValueError(f"levels {levels!r} is not in 2..{len(LAMBDAS)}")
-        self.N, self.M, self.levels = N, M, levels
+        self.N, self.M, self.levels, self.width = N, M, levels, width or N
         # log-gains, one vector per level; initialised to a ladder of increasing rate
         init = torch.linspace(-1.0, 1.0, levels)[:, None].repeat(1, M)
         self.log_gain = nn.Parameter(init.clone())

@@ -13,13 +13,17 @@ import torch
 
 from ...errors import InputError
 from ...train.spec import TrainSpec, unwrap
+from ...train.widen import widen
 from .net import LAMBDAS, LEVELS, VariableRateHyperprior, grow_gains
 
 
 class HyperpriorSpec(TrainSpec):
     family = "hyperprior"
     defaults = {"batch": 8, "crop": 128, "lr": 2e-4}
-    options = {"N": (96, "analysis/synthesis width (a new model only)"), "M": (160, "latent channels (a new model only)"),
+    options = {"N": (96, "hyper-latent channels, and the analysis/synthesis width unless --width (a new model only)"),
+               "M": (160, "latent channels (a new model only)"),
+               "width": (None, "channels inside the analysis and synthesis (a new model: N); wider than a resumed "
+                               "model's widens them, the new units starting without effect on its output", int),
                "levels": (None, f"rate levels, the first L of the lambdas {', '.join(map(str, LAMBDAS))} (a new "
                                 f"model: {LEVELS}); more than a resumed model's adds levels above its top, their gains "
                                 "extrapolated, then trained", int),
@@ -39,7 +43,8 @@ class HyperpriorSpec(TrainSpec):
                 p.requires_grad_(name.startswith(self.synthesis_parts))
 
     def build(self, arch: dict) -> VariableRateHyperprior:
-        return self.network(N=arch.get("N", self.opts["N"]), M=arch.get("M", self.opts["M"]), levels=self.levels(arch))
+        N = arch.get("N", self.opts["N"])
+        return self.network(N=N, M=arch.get("M", self.opts["M"]), levels=self.levels(arch), width=self.width(arch, N))
 
     def levels(self, arch: dict) -> int:
         """The resumed model's levels (nine for records without any), or more if told."""
@@ -50,20 +55,30 @@ class HyperpriorSpec(TrainSpec):
                              + (f", and levels are only added to a resumed model's {had}" if had else ""))
         return told or had or LEVELS
 
+    def width(self, arch: dict, N: int) -> int:
+        """The resumed model's g_a/g_s width (N for records without one), or more if told."""
+        had = arch.get("width", N) if arch else None
+        told = self.opts["width"]
+        if told is not None and not (had or 1) <= told <= 1024:
+            raise InputError(f"--width {told}: the analysis and synthesis take 1 to 1024 channels"
+                             + (f", and are only widened from a resumed model's {had}" if had else ""))
+        return told or had or N
+
     def arch(self, model) -> dict:
-        return {"N": model.N, "M": model.M, "levels": model.levels}
+        return {"N": model.N, "M": model.M, "levels": model.levels, "width": model.width}
 
     def from_codec(self, config, weights):
         from .weights import float_state
 
-        return float_state(weights), {"arch": {"N": config["N"], "M": config["M"], "levels": config["levels"]}}
+        arch = {"N": config["N"], "M": config["M"], "levels": config["levels"], "width": config.get("width", config["N"])}
+        return float_state(weights), {"arch": arch}
 
     def state(self, model):
         """The learned tensors only: compressai's derived CDF buffers are rebuilt, not stored."""
         return {k: v for k, v in model.state_dict().items() if not k.startswith("gaussian_conditional.") and "._" not in k}
 
     def load(self, model, state):
-        model.load_learned(grow_gains(state, model.levels))
+        model.load_learned(widen(grow_gains(state, model.levels), model))
 
     def loss(self, model, x, frac):
         levels = unwrap(model).levels

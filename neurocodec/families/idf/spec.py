@@ -15,8 +15,10 @@ import math
 
 import torch
 
+from ...errors import InputError
 from ...train.crops import RandomCrops
 from ...train.spec import TrainSpec, unwrap
+from ...train.widen import widen
 from .net import BITS, IDF
 
 ARCH_KEYS = ("levels", "couplings", "hidden")
@@ -43,14 +45,34 @@ def compare_priors(net: IDF, x: torch.Tensor) -> dict:
 class IDFSpec(TrainSpec):
     family = "idf"
     defaults = {"batch": 8, "crop": 96, "lr": 2e-3}
-    options = {"coded_frac": (0.15, "last fraction of the run trained under the coded (Laplace) prior")}
+    options = {"coded_frac": (0.15, "last fraction of the run trained under the coded (Laplace) prior"),
+               "hidden": (None, "network width per level, e.g. 48,64,64,64 (a new model: "
+                                f"{','.join(map(str, DEFAULT_ARCH['hidden']))}); wider than a resumed model's widens it, "
+                                "the new units starting without effect on its output")}
     autocast = False  # the flow's latents are integers in the thousands: beyond bfloat16
     channels_last = False
     clip = 5.0
 
     def build(self, arch: dict) -> IDF:
         arch = arch or DEFAULT_ARCH
-        return IDF(levels=arch["levels"], couplings=tuple(arch["couplings"]), hidden=tuple(arch["hidden"]))
+        return IDF(levels=arch["levels"], couplings=tuple(arch["couplings"]), hidden=self.hidden(arch["hidden"]))
+
+    def hidden(self, had: list[int]) -> tuple[int, ...]:
+        """The widths to build: the resumed (or default) ones, or those told, if no narrower."""
+        told = self.opts["hidden"]
+        if told is None:
+            return tuple(had)
+        try:
+            widths = tuple(int(w) for w in str(told).split(","))
+        except ValueError:
+            widths = ()
+        if len(widths) != len(had) or any(w < h for w, h in zip(widths, had)):
+            raise InputError(f"--hidden {told}: give {len(had)} comma-separated widths, each at least "
+                             f"{','.join(map(str, had))}")
+        return widths
+
+    def load(self, model, state):
+        model.load_state_dict(widen(state, model))
 
     def arch(self, model) -> dict:
         return {"levels": model.n_levels, "couplings": list(model.couplings), "hidden": list(model.hidden)}

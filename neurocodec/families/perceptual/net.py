@@ -40,6 +40,7 @@ class PatchDiscriminator(nn.Module):
 class GenerativeContext(CheckerboardHyperprior):
     """The context model (its training pass returns y_hat too) and the discriminator."""
 
-    def __init__(self, N: int = 96, M: int = 160, levels: int = 9, likelihoods: bool = True, disc_width: int = 64):
-        super().__init__(N=N, M=M, levels=levels, likelihoods=likelihoods)
+    def __init__(self, N: int = 96, M: int = 160, levels: int = 9, likelihoods: bool = True, disc_width: int = 64,
+                 width: int | None = None):
+        super().__init__(N=N, M=M, levels=levels, likelihoods=likelihoods, width=width)
         self.disc = PatchDiscriminator(M, disc_width)

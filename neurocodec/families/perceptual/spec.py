@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from ...perceptual import feature_distance, load_encoder
 from ...train.spec import unwrap
+from ...train.widen import widen
 from ..context.spec import ContextSpec
 from ..hyperprior.spec import rate_levels
 from .net import GenerativeContext
@@ -41,19 +42,20 @@ class PerceptualSpec(ContextSpec):
 
     def build(self, arch: dict) -> GenerativeContext:
         if arch or not self.opts["backbone"]:
-            return GenerativeContext(N=arch.get("N", self.opts["N"]), M=arch.get("M", self.opts["M"]), levels=self.levels(arch))
+            N = arch.get("N", self.opts["N"])
+            return GenerativeContext(N=N, M=arch.get("M", self.opts["M"]), levels=self.levels(arch), width=self.width(arch, N))
         from ...train.checkpoint import load_codec_folder
         from ..hyperprior.weights import float_state
 
         config, weights = load_codec_folder(self.opts["backbone"])
         if config.get("family") not in ("context", "perceptual"):
             raise ValueError(f"--backbone takes a context codec, not '{self.opts['backbone']}'")
-        model = GenerativeContext(N=config["N"], M=config["M"], levels=config["levels"])
+        model = GenerativeContext(N=config["N"], M=config["M"], levels=config["levels"], width=config.get("width"))
         model.load_learned(float_state(weights), partial=True)  # the discriminator starts fresh
         return model
 
     def load(self, model, state):
-        model.load_learned({**{k: v for k, v in model.state_dict().items() if k.startswith("disc.")}, **state})
+        model.load_learned(widen({**{k: v for k, v in model.state_dict().items() if k.startswith("disc.")}, **state}, model))
 
     def setup(self, model, data, device):
         super().setup(model, data, device)
