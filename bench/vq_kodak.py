@@ -2,7 +2,10 @@
 codec, JPEG, WebP and AVIF at the same bit rate (PSNR, MS-SSIM and the perceptual distance of
 neurocodec.perceptual), and the bits its learned prior saves.
 
-    python bench/vq_kodak.py [--codec vq] [--images 24]   ->  bench/results/vq_kodak.md / .csv
+    python bench/vq_kodak.py [--codec vq] [--images 24] [--keep jpeg,webp,avif]   ->  bench/results/vq_kodak.md / .csv
+
+`--keep` takes the named classic codecs' rows from the committed CSV instead of coding them
+again (their output does not change between commits; the neural codecs' does).
 
 All from real files decoded back, one process. "At the same bpp" interpolates a codec's mean
 Kodak curve (PSNR, MS-SSIM in dB and the distance against log bpp) at the VQ point's mean bpp; below a
@@ -57,6 +60,20 @@ def at_rate(points: list[tuple[float, ...]], bpp: float) -> tuple[float, ...] | 
     return tuple(float(np.interp(math.log(bpp), x, [p[i] for p in points])) for i in (1, 2, 3))
 
 
+def kept_rows(names: set[str], images: int) -> list[tuple]:
+    """The committed CSV's rows of the codecs `names` (for the first `images` images, which the
+    CSV lists in order, one image's rows after another's)."""
+    if not names:
+        return []
+    lines = (RESULTS / "vq_kodak.csv").read_text().splitlines()[1:]
+    rows = [(c, int(q), *map(float, rest)) for c, q, *rest in (line.split(",") for line in lines)]
+    per_image = {n: len(OTHERS[n]) for n in names}
+    out = [r for r in rows if r[0] in names]
+    if any(sum(r[0] == n for r in out) < per_image[n] * images for n in names):
+        raise SystemExit(f"the committed vq_kodak.csv has fewer than {images} images of {', '.join(sorted(names))}")
+    return [r for n in names for r in [r for r in out if r[0] == n][: per_image[n] * images]]
+
+
 def cell(values) -> str:
     return f"{values[0]:.2f} / {values[1]:.2f} / {values[2]:.3f}"
 
@@ -65,12 +82,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--codec", default="vq")
     ap.add_argument("--images", type=int, default=24)
+    ap.add_argument("--keep", default="", help="classic codecs whose rows come from the committed CSV")
     args = ap.parse_args()
+    keep = {n for n in args.keep.split(",") if n}
+    if not keep <= set(OTHERS) - {"context"}:
+        raise SystemExit(f"--keep takes classic codecs among {', '.join(sorted(set(OTHERS) - {'context'}))}")
     vq = neurocodec.load_codec(args.codec)
     stages, log2k = vq.net.stages, math.log2(vq.net.codes)
     qualities = vq.bench_qualities
     others = {n: (neurocodec.load_codec(n) if n == "context" else get_baseline(n), qs) for n, qs in OTHERS.items()}
-    rows, saving, load = [], {}, os.getloadavg()[0]
+    rows, saving, load = kept_rows(keep, args.images), {}, os.getloadavg()[0]
     for path in sorted(KODAK.glob("kodim*.png"))[: args.images]:
         x = np.asarray(Image.open(path).convert("RGB"))
         px = x.shape[0] * x.shape[1]
@@ -82,7 +103,7 @@ def main() -> None:
             saving.setdefault(q, []).append(1 - payload / flat)
             rows.append((args.codec, q, 8 * len(blob) / px, psnr(x, y), ms_ssim(x, y), distance(x, y), enc, dec))
         for name, (codec, qs) in others.items():
-            for q in qs:
+            for q in qs if name not in keep else ():
                 blob = codec.encode(x, quality=q)
                 y = codec.decode(blob)
                 rows.append((name, q, 8 * len(blob) / px, psnr(x, y), ms_ssim(x, y), distance(x, y), 0.0, 0.0))
@@ -113,7 +134,8 @@ def main() -> None:
         f"(indices x log2 {vq.net.codes}). The other codecs are given as PSNR / MS-SSIM dB / distance at the VQ point's bpp, "
         "interpolated on their mean curves (context q " + ", ".join(map(str, OTHERS["context"])) + "; JPEG 4:2:0 q "
         + ", ".join(map(str, OTHERS["jpeg"])) + "; WebP q " + ", ".join(map(str, OTHERS["webp"])) + "; AVIF 4:2:0 q "
-        + ", ".join(map(str, OTHERS["avif"])) + ").",
+        + ", ".join(map(str, OTHERS["avif"])) + ")."
+        + (f" The rows of {', '.join(sorted(keep))} are the committed CSV's (`--keep`)." if keep else ""),
         ["quality", "stages", "bpp", "prior saving", "PSNR dB", "MS-SSIM dB", "distance",
          *(f"{n} at that bpp" for n in others), "encode / decode s"],
         table,
