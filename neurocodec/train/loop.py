@@ -13,6 +13,7 @@ at the end (`checkpoint.py`: shards of at most 16 MiB), and resumes model and op
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import time
@@ -95,6 +96,9 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
             raise
         raise InputError(f"cannot resume {spec.family} from {resume}: its weights are "
                          f"{info.get('family') or 'of another family'}'s ({type(e).__name__}: {str(e)[:200]})") from None
+    if rank == 0:
+        log(f"{spec.family}: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, "
+            f"{json.dumps(spec.arch(model))}" + (f", resumed from {resume}" if resume else ", new"))
     model = model.to(device)
     cuda = str(device).startswith("cuda")
     if cuda and spec.channels_last:
