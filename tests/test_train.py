@@ -305,6 +305,23 @@ def test_a_step_whose_loss_spikes_is_skipped(tmp_path):
     assert all(torch.isfinite(v).all() for v in load_checkpoint(tmp_path / "run")[0].values())
 
 
+def test_a_hyperprior_resumed_from_the_context_codec_keeps_its_transforms(tmp_path):
+    """`train hyperprior --resume context` takes the context model's transforms and hyperprior
+    without its checkerboard layers: the exported hyperprior reconstructs what context does
+    (the same latents, coded without the context pass)."""
+    folder = tmp_path / "codecs" / "hp-from-context"
+    result = CliRunner().invoke(main, ["train", "hyperprior", "--data", str(DATA), "--minutes", "0", "--resume", "context",
+                                       "--out", str(tmp_path / "run"), "--export", str(folder)])
+    assert result.exit_code == 0, result.output
+    config = json.loads((folder / registry.CONFIG).read_text())
+    weights = __import__("safetensors.torch").torch.load_file(str(folder / registry.WEIGHTS))
+    assert config["family"] == "hyperprior" and not any(k.startswith(("context.", "ep.")) for k in weights)
+    hp = registry.codec_class("hyperprior")(config, weights, bytes(32))
+    x = __import__("conftest").load("kodim05_crop.png")
+    y_hp, y_ctx = hp.decode(hp.encode(x, quality=50)), neurocodec.decompress(neurocodec.compress(x, codec="context", quality=50))
+    assert abs(psnr(x, y_hp) - psnr(x, y_ctx)) < 0.05 and psnr(x, y_hp) > 25
+
+
 def test_an_export_without_training_records_no_run(tmp_path):
     """`--minutes 0 --export` (how a GPU checkpoint becomes a codec) adds no run of 0 minutes,
     and the CPU minutes are the sum of the runs' real minutes."""

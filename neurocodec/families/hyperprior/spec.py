@@ -78,6 +78,8 @@ class HyperpriorSpec(TrainSpec):
         return {k: v for k, v in model.state_dict().items() if not k.startswith("gaussian_conditional.") and "._" not in k}
 
     def load(self, model, state):
+        if not hasattr(model, "context"):  # resumed from a context model: its transforms and hyperprior
+            state = {k: v for k, v in state.items() if k.split(".")[0] not in ("context", "ep")}
         model.load_learned(widen(grow_gains(state, model.levels), model))
 
     def loss(self, model, x, frac):
