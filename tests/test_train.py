@@ -221,28 +221,32 @@ def test_a_wider_idf_resumed_from_the_shipped_one_codes_what_it_did(tmp_path):
 
     from neurocodec.families.idf.net import code_length
     from neurocodec.families.idf.spec import IDFSpec
+    from neurocodec.train.checkpoint import load_checkpoint
     from neurocodec.train.loop import resume_state
 
+    shipped = list(json.loads((registry.codec_folder("idf") / registry.CONFIG).read_text())["hidden"])
+    wider = [w + 8 * (i + 1) for i, w in enumerate(shipped)]
+    told = ",".join(map(str, wider))
     x = torch.from_numpy(__import__("conftest").load("kodim05_crop.png")[:64, :64].copy()).permute(2, 0, 1)[None].float()
     bits = []
-    for hidden in (None, "40,48,64,72"):
+    for hidden in (None, told):
         spec = IDFSpec(hidden=hidden)
         state, info, _ = resume_state(spec, "idf")
         model = spec.build(info["arch"])
         spec.load(model, state)
-        assert list(model.hidden) == ([24, 40, 64, 64] if hidden is None else [40, 48, 64, 72])
+        assert list(model.hidden) == (shipped if hidden is None else wider)
         with torch.no_grad():
             bits.append(float(code_length(model, x, "laplace", math.log(1.3))))
     assert bits[0] == bits[1] and 1 < bits[0] < 8
     out = tmp_path / "wide"
     args = ["train", "idf", "--data", str(DATA), "--out", str(out), *FAMILY_ARGS["idf"], "--resume", "idf"]
-    assert CliRunner().invoke(main, args + ["--minutes", "0", "--hidden", "32,40,64,64"]).exit_code == 0
-    from neurocodec.train.checkpoint import load_checkpoint
-
-    assert load_checkpoint(out)[1]["arch"]["hidden"] == [32, 40, 64, 64]
-    for told in ("16,40,64,64", "32,40,64", "wide"):
-        bad = CliRunner().invoke(main, args + ["--minutes", "0", "--hidden", told])
-        assert bad.exit_code == 1 and "4 comma-separated widths, each at least 24,40,64,64" in bad.output, bad.output
+    assert CliRunner().invoke(main, args + ["--minutes", "0", "--hidden", told]).exit_code == 0
+    assert load_checkpoint(out)[1]["arch"]["hidden"] == wider
+    narrower = ",".join(map(str, [shipped[0] - 1, *shipped[1:]]))
+    for bad_widths in (narrower, ",".join(map(str, shipped[:3])), "wide"):
+        bad = CliRunner().invoke(main, args + ["--minutes", "0", "--hidden", bad_widths])
+        expected = f"4 comma-separated widths, each at least {','.join(map(str, shipped))}"
+        assert bad.exit_code == 1 and expected in bad.output, bad.output
 
 
 def test_a_wider_analysis_and_synthesis_start_where_the_narrow_ones_were(tmp_path):
