@@ -61,17 +61,20 @@ def at_rate(points: list[tuple[float, ...]], bpp: float) -> tuple[float, ...] | 
 
 
 def kept_rows(names: set[str], images: int) -> list[tuple]:
-    """The committed CSV's rows of the codecs `names` (for the first `images` images, which the
-    CSV lists in order, one image's rows after another's)."""
-    if not names:
-        return []
-    lines = (RESULTS / "vq_kodak.csv").read_text().splitlines()[1:]
-    rows = [(c, int(q), *map(float, rest)) for c, q, *rest in (line.split(",") for line in lines)]
-    per_image = {n: len(OTHERS[n]) for n in names}
-    out = [r for r in rows if r[0] in names]
-    if any(sum(r[0] == n for r in out) < per_image[n] * images for n in names):
-        raise SystemExit(f"the committed vq_kodak.csv has fewer than {images} images of {', '.join(sorted(names))}")
-    return [r for n in names for r in [r for r in out if r[0] == n][: per_image[n] * images]]
+    """The committed CSV's rows of the codecs `names` for the first `images` images (each
+    codec's rows are in image order there)."""
+    kept: dict[str, list[tuple]] = {n: [] for n in sorted(names)}
+    for line in (RESULTS / "vq_kodak.csv").read_text().splitlines()[1:]:
+        c, q, *rest = line.split(",")
+        if c in kept:
+            kept[c].append((c, int(q), *map(float, rest)))
+    out = []
+    for n, rows in kept.items():
+        need = len(OTHERS[n]) * images
+        if len(rows) < need:
+            raise SystemExit(f"the committed vq_kodak.csv has fewer than {images} images of {n}")
+        out += rows[:need]
+    return out
 
 
 def cell(values) -> str:
@@ -84,9 +87,9 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=24)
     ap.add_argument("--keep", default="", help="classic codecs whose rows come from the committed CSV")
     args = ap.parse_args()
-    keep = {n for n in args.keep.split(",") if n}
-    if not keep <= set(OTHERS) - {"context"}:
-        raise SystemExit(f"--keep takes classic codecs among {', '.join(sorted(set(OTHERS) - {'context'}))}")
+    keep, classic = {n for n in args.keep.split(",") if n}, set(OTHERS) - {"context"}
+    if not keep <= classic:
+        raise SystemExit(f"--keep takes classic codecs among {', '.join(sorted(classic))}")
     vq = neurocodec.load_codec(args.codec)
     stages, log2k = vq.net.stages, math.log2(vq.net.codes)
     qualities = vq.bench_qualities

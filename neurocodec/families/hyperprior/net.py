@@ -48,12 +48,12 @@ class VariableRateHyperprior(nn.Module):
         eb, gc = entropy_models(N) if likelihoods else (None, None)
         if likelihoods:
             self.entropy_bottleneck = eb
-        self.g_a, self.g_s, self.h_a, self.h_s = transforms(N, M, width)
+        self.N, self.M, self.levels, self.width = N, M, levels, width or N
+        self.g_a, self.g_s, self.h_a, self.h_s = transforms(N, M, self.width)
         if likelihoods:
             self.gaussian_conditional = gc
         if not 2 <= levels <= len(LAMBDAS):
             raise ValueError(f"levels {levels!r} is not in 2..{len(LAMBDAS)}")
-        self.N, self.M, self.levels, self.width = N, M, levels, width or N
         # log-gains, one vector per level; initialised to a ladder of increasing rate
         init = torch.linspace(-1.0, 1.0, levels)[:, None].repeat(1, M)
         self.log_gain = nn.Parameter(init.clone())
