@@ -53,7 +53,7 @@ def load_input(spec: dict):
 
 def format_suffix(blob: bytes) -> str:
     """What a file's header says about additions to its codec's format: "-sym" for the digest
-    of the coded symbols (lossy files since 0.1.0+symbols), "-adapt" for vqlossless's and
+    of the coded symbols (lossy files since 0.1.0+symbols), "-adapt" for vqlossless's, idf's and
     bitsback's calibration to the image, "-mean" for bitsback's first tiles without borrowed
     bits, "-confirm" and "-match" for the text mixer's hash confirmation and match model,
     "-learn" for text's output layer learning as it codes, "-v2" for the container's version 2

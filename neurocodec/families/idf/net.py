@@ -151,6 +151,11 @@ class IDF(nn.Module):
     def multiple(self) -> int:
         return 2**self.n_levels
 
+    @property
+    def parts(self) -> int:
+        """How many coded parts `groups` gives: B_G and B_RB per level, then the last A's two."""
+        return 2 * self.n_levels + 2
+
     def groups(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(symbols, mean, log-scale) of every coded part of pixels `x` (N,3,H,W in 0..255,
         H and W multiples of `multiple`), in the order the decoder needs them."""
