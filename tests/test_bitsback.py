@@ -95,20 +95,23 @@ def test_several_chunks_round_trip(codec, photo23):
 
 
 def test_calibration_to_the_image_is_in_the_header(codec, photo23):
-    """Scales calibrated to the tile as it is coded make a real photo smaller; a file without
-    "adapt" (written before it) decodes uncalibrated, whatever the codec's config says."""
-    plain = BitsBackCodec(codec.config | {"adapt": False}, _weights(), codec.weights_digest)
-    calibrated, uncalibrated = codec.encode(photo23), plain.encode(photo23)
-    assert container.unpack(calibrated).header.params["adapt"] == 1
-    assert container.unpack(uncalibrated).header.params["adapt"] == 0
-    assert len(calibrated) < 0.995 * len(uncalibrated)
-    box = container.unpack(uncalibrated)
-    legacy = dataclasses.replace(box.header, params={k: v for k, v in box.header.params.items() if k != "adapt"})
-    for blob in (calibrated, uncalibrated):
+    """Scales calibrated to the tile as it is coded make a real photo smaller, and means too
+    (the default, "adapt": 2); every file decodes with any codec config, by its header, and a
+    file without "adapt" (written before it) decodes uncalibrated."""
+    files = {}
+    for adapt in (0, 1, 2):
+        files[adapt] = BitsBackCodec(codec.config | {"adapt": adapt}, _weights(), codec.weights_digest).encode(photo23)
+        assert container.unpack(files[adapt]).header.params["adapt"] == adapt
+    assert container.unpack(codec.encode(photo23)).header.params["adapt"] == 2
+    assert len(files[1]) < 0.995 * len(files[0]) and len(files[2]) < 0.995 * len(files[1])
+    plain = BitsBackCodec(codec.config | {"adapt": 0}, _weights(), codec.weights_digest)
+    for blob in files.values():
         assert np.array_equal(codec.decode(blob), photo23) and np.array_equal(plain.decode(blob), photo23)
+    box = container.unpack(files[0])
+    legacy = dataclasses.replace(box.header, params={k: v for k, v in box.header.params.items() if k != "adapt"})
     assert np.array_equal(codec.decode_chunks(legacy, box.chunks), photo23)
     with pytest.raises(FormatError):
-        codec.decode_chunks(dataclasses.replace(box.header, params=box.header.params | {"adapt": 2}), box.chunks)
+        codec.decode_chunks(dataclasses.replace(box.header, params=box.header.params | {"adapt": 3}), box.chunks)
 
 
 def test_an_image_of_many_tiles_is_cut_into_two_chunks_decoded_side_by_side(codec, photo23):

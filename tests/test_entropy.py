@@ -151,3 +151,21 @@ def test_least_bits_never_exceeds_what_the_range_coder_spent(make):
         assert least_bits(dist, symbols) <= spent + SPARE_BITS
         with np.errstate(divide="ignore"):
             assert least_bits(dist, symbols) >= 0.9 * min(dist.bits(symbols).sum(), spent)  # not vacuous
+
+
+def test_mean_calibration_learns_a_bias_and_moves_nothing_without_one():
+    """`MeanCalibration`: after symbols that all sat half a scale above their means, it moves
+    those means up by about half a scale (shrunk by its prior); other contexts stay put."""
+    import torch
+
+    from neurocodec import exact
+    from neurocodec.entropy.calibration import MeanCalibration, signed_error
+
+    means = MeanCalibration(2, prior=100)
+    scale = torch.full((1, 400), 0.01, dtype=torch.float64)
+    mean = torch.zeros_like(scale)
+    with exact.exact_mode():
+        e = signed_error(mean + 0.5 * scale * exact.ONE, mean, scale)
+    means.update(torch.zeros(400, dtype=torch.long), e)
+    moved = means.shift(torch.tensor([0, 1]), torch.tensor([0.01, 0.01], dtype=torch.float64) * exact.ONE)
+    assert abs(moved[0] / (0.01 * exact.ONE) - 0.5 * 400 / 500) < 1e-3 and moved[1] == 0

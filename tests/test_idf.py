@@ -160,22 +160,22 @@ def test_inconsistent_files_raise_format_error(idf, files):
 
 def test_calibration_to_the_image_is_in_the_header(idf, crops):
     """Scales calibrated to the tile as its parts are coded, band by band, make real photos
-    smaller; a file without "adapt" (written before it) decodes uncalibrated, whatever the
-    codec's config says, and the two decode to the same pixels."""
+    smaller, and means too ("adapt": 2, shipped); a file without "adapt" (written before it)
+    decodes uncalibrated, whatever the codec's config says, and all decode to the same pixels."""
     weights = {k: v for k, v in idf.net.state_dict().items()}
-    on = type(idf)(idf.config | {"adapt": True}, weights, idf.weights_digest)
-    off = type(idf)(idf.config | {"adapt": False}, weights, idf.weights_digest)
+    codecs = {a: type(idf)(idf.config | {"adapt": a}, weights, idf.weights_digest) for a in (0, 1, 2)}
     img = crops["kodim23"]
-    calibrated, plain = on.encode(img), off.encode(img)
-    assert container.unpack(calibrated).header.params["adapt"] == 1
-    assert container.unpack(plain).header.params["adapt"] == 0
-    assert len(calibrated) < 0.995 * len(plain)
-    box = container.unpack(plain)
+    files = {a: c.encode(img) for a, c in codecs.items()}
+    for a, blob in files.items():
+        assert container.unpack(blob).header.params["adapt"] == a
+        for c in codecs.values():
+            assert np.array_equal(c.decode(blob), img)
+    assert container.unpack(idf.encode(img)).header.params["adapt"] == 2
+    assert len(files[1]) < 0.995 * len(files[0]) and len(files[2]) < 0.995 * len(files[1])
+    box = container.unpack(files[0])
     legacy = dataclasses.replace(box.header, params={k: v for k, v in box.header.params.items() if k != "adapt"})
-    for blob in (calibrated, plain):
-        assert np.array_equal(on.decode(blob), img) and np.array_equal(off.decode(blob), img)
-    assert np.array_equal(on.decode_chunks(legacy, box.chunks), img)
+    assert np.array_equal(codecs[2].decode_chunks(legacy, box.chunks), img)
     with pytest.raises(FormatError):
-        on.decode_chunks(dataclasses.replace(box.header, params=box.header.params | {"adapt": 2}), box.chunks)
+        codecs[2].decode_chunks(dataclasses.replace(box.header, params=box.header.params | {"adapt": 3}), box.chunks)
     for k in ("1x1", "5x64", "37x23"):  # parts of fewer rows than bands
-        assert np.array_equal(on.decode(on.encode(crops[k])), crops[k]), k
+        assert np.array_equal(codecs[2].decode(codecs[2].encode(crops[k])), crops[k]), k

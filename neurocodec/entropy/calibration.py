@@ -1,4 +1,4 @@
-"""Online calibration of Laplace scales to the image being coded, exactly at both ends.
+"""Online calibration of Laplace scales (and means) to the image being coded, exactly at both ends.
 
 A network is trained on many photos; one photo is noisier, smoother or more regular than
 their average, and its scales are then too wide or too narrow by a factor that varies with
@@ -9,6 +9,11 @@ CALIC and LOCO-I adapt their error estimates per context:
                the Laplace's scale is right
     factor   = (sum of u in the context + PRIOR) / (count in the context + PRIOR)
     scale'   = scale * factor                     (the maximum-likelihood factor, shrunk to 1)
+
+A model can also be biased on one image: its means too high or too low by a fraction of the
+scale, the same way over a whole context (a colour cast it cannot see from a few neighbours).
+`MeanCalibration` learns that fraction as a shrunk mean of the signed errors (`signed_error`)
+and moves the means by it.
 
 A codec chooses its contexts (`ScaleCalibration` takes their indices); `scale_level` and
 `energy_level` are the two every image codec here uses: the predicted scale, and the
@@ -33,6 +38,7 @@ PRIOR = 50  # the factor starts at 1 and trusts a context's statistics after abo
 FACTOR_RANGE = (UNIT // 8, UNIT * 8)  # the factor stays within 1/8 .. 8
 SCALE_STEP = round(exact.ONE * math.log(2) / 2)  # half an octave of the scale, in exact log units
 ERROR_CLAMP = 16  # normalised errors are clamped here (a Laplace's tail beyond 16 scales: 1e-7)
+SIGNED_CLAMP = 4  # signed errors are clamped to +-4 scales: outliers do not move a mean
 # the neighbours' mean u, from 1/8 to 8 in half-octaves (13 bounds, 14 bins), and one bin for none
 ENERGY_BOUNDS = torch.tensor([round(UNIT * 2 ** (j / 2)) for j in range(-6, 7)], dtype=torch.int64)
 ENERGY_BINS = len(ENERGY_BOUNDS) + 2
@@ -46,6 +52,14 @@ def normalized_error(x: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -
     if exact.is_exact():
         return u.floor_().clamp_(max=ERROR_CLAMP * exact.ONE)
     return u.clamp_(max=ERROR_CLAMP)
+
+
+def signed_error(x: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """(x - mean) / scale, clamped to +-SIGNED_CLAMP; floored in exact mode, as `normalized_error`."""
+    e = (x - mean).div_(scale)
+    if exact.is_exact():
+        return e.floor_().clamp_(-SIGNED_CLAMP * exact.ONE, SIGNED_CLAMP * exact.ONE)
+    return e.clamp_(-SIGNED_CLAMP, SIGNED_CLAMP)
 
 
 def scale_bins(log_range: tuple[float, float]) -> int:
@@ -85,3 +99,25 @@ class ScaleCalibration:
         """The sub-pixels of `contexts` were coded, and missed by `u` (normalized_error, exact)."""
         self.sums.index_add_(0, contexts.ravel(), u.ravel())  # integers: exact in any order
         self.counts.index_add_(0, contexts.ravel(), torch.ones_like(u).ravel())
+
+
+class MeanCalibration:
+    """The signed errors of `contexts` contexts, in the coding order: `shift` before a batch of
+    symbols is coded, `update` after. A mean moves by the signed errors' sum / (count + `prior`)."""
+
+    def __init__(self, contexts: int, prior: int):
+        self.sums = torch.zeros(contexts, dtype=torch.float64)
+        self.counts = torch.zeros(contexts, dtype=torch.float64)
+        self.prior = prior
+
+    def shift(self, contexts: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """What to add to the means: each context's mean signed error (shrunk to 0, in exact
+        units) times `scale`, on the axis of `scale` (float64: correctly rounded, so the same
+        everywhere)."""
+        bias = self.sums.div(self.counts + self.prior, rounding_mode="floor")
+        return bias[contexts] * scale / UNIT
+
+    def update(self, contexts: torch.Tensor, e: torch.Tensor) -> None:
+        """The symbols of `contexts` were coded, off by `e` (signed_error, exact)."""
+        self.sums.index_add_(0, contexts.ravel(), e.ravel())
+        self.counts.index_add_(0, contexts.ravel(), torch.ones_like(e).ravel())

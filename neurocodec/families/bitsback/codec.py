@@ -42,7 +42,8 @@ from ...codec import tile_grid
 from ... import limits, registry
 from ...compose import BitsBack, Each, LikelihoodCodec, Lockstep, Symbols, seed_words
 from ...entropy import DiscretizedGaussian, DiscretizedLaplace
-from ...entropy.calibration import ENERGY_BINS, ScaleCalibration, energy_level, normalized_error, scale_bins, scale_level
+from ...entropy.calibration import (ENERGY_BINS, MeanCalibration, ScaleCalibration, energy_level, normalized_error, scale_bins,
+                                   scale_level, signed_error)
 
 from .net import LOG_SCALE_X, BitsBackNet
 
@@ -68,6 +69,11 @@ PIXELS_PER_CHUNK_BYTE = 1 << 7
 # own initial bits: +0.3 % on kodim23, 01, 13 and 05 in two chunks of 12 tiles (3.3972 ->
 # 3.4074 bpsp, the weights before), for about half the decode time on two cores.
 SIDE_BY_SIDE_TILES = 8
+# With "adapt": 2 a stage's pixels are coded in bands of rows, each under means moved by the
+# signed errors of the bands before it (`MeanCalibration`): the pixels of a stage depend only on
+# the stages before, so the order within one is free.
+BANDS, MIN_BAND_ROWS = 8, 8
+MEAN_PRIOR = 100
 
 
 @dataclass
@@ -75,7 +81,7 @@ class BitsBackConfig:
     arch: dict
     tile: int = 128
     chunk_pixels: int = 1 << 21
-    adapt: bool = True  # calibrate the pixels' scales to the tile as it is coded (header "adapt": 1)
+    adapt: int = 2  # calibrate the pixels' scales (header "adapt": 1), and means (2), to the tile as it is coded
     mean_first: bool = False  # a chunk's first tile borrows no bits (`mean_tile_step`, header "mean_first": 1)
 
 
@@ -96,7 +102,7 @@ class BitsBackCodec(LikelihoodCodec):
         self.tile = int(config.get("tile", 128))
         self.chunk_pixels = int(config.get("chunk_pixels", 1 << 21))
         self.multiple = 2 ** (self.net.levels + 1)
-        self.adapt = bool(config.get("adapt", True))
+        self.adapt = int(config.get("adapt", 2))
         self.mean_first = bool(config.get("mean_first", False))
 
     # --- layout ----------------------------------------------------------------------------
@@ -111,9 +117,9 @@ class BitsBackCodec(LikelihoodCodec):
     def check_params(self, params: dict) -> dict:
         t = limits.header_int(params, "tile", MIN_TILE, MAX_TILE, self.name)
         limits.header_int(params, "tiles_per_chunk", 1, MAX_CHUNK_PIXELS // t**2, self.name)
-        for key in ("adapt", "mean_first"):  # files written before them have none: off
+        for key, top in (("adapt", 2), ("mean_first", 1)):  # files written before them have none: off
             if key in params:
-                limits.header_int(params, key, 0, 1, self.name)
+                limits.header_int(params, key, 0, top, self.name)
         return params
 
     def plan(self, shape, p):
@@ -131,14 +137,14 @@ class BitsBackCodec(LikelihoodCodec):
         return seed_words((p * p * self.net.c1 * PRECISION) // 32 + 64, SEED)
 
     def part_step(self, shapes, params) -> Each:
-        adapt = bool(params.get("adapt", 0))
+        adapt = params.get("adapt", 0)
         steps = [self.tile_step(s[0], s[1], adapt) for s in shapes]
         if params.get("mean_first"):
             steps[0] = self.mean_tile_step(shapes[0][0], shapes[0][1], adapt)
         return Each(steps, name="tiles")
 
     # --- one tile: Bit-Swap, as two nested bits-back steps --------------------------------
-    def tile_step(self, th: int, tw: int, adapt: bool) -> BitsBack:
+    def tile_step(self, th: int, tw: int, adapt: int) -> BitsBack:
         net, (ph, pw) = self.net, self._padded(th, tw)
         s = 2**net.levels
         z2_shape = (1, net.c2, ph // (2 * s), pw // (2 * s))
@@ -157,7 +163,7 @@ class BitsBackCodec(LikelihoodCodec):
             name="x|z1",
         )
 
-    def mean_tile_step(self, th: int, tw: int, adapt: bool) -> Lockstep:
+    def mean_tile_step(self, th: int, tw: int, adapt: int) -> Lockstep:
         """A chunk's first tile without bits-back: its latents are not coded but taken at the
         prior's means (z2 = 0, z1 the mean of p(z1|z2)), so it borrows no initial bits. The
         latents carry little (their KL is about 0.005 bpsp). Off by default (config
@@ -176,7 +182,7 @@ class BitsBackCodec(LikelihoodCodec):
 
         return Lockstep(pixels, name="pixels")
 
-    def _pixels(self, io, feat, th: int, tw: int, tile: np.ndarray | None, adapt: bool) -> np.ndarray:
+    def _pixels(self, io, feat, th: int, tw: int, tile: np.ndarray | None, adapt: int) -> np.ndarray:
         """The pixels of a tile given the latent's features, stage by stage of the polyphase
         pyramid, R, G, B within a stage, each conditioned on what came before; with `adapt`,
         each scale calibrated by what the tile's coded pixels say of the model (`Calibration`)."""
@@ -185,6 +191,7 @@ class BitsBackCodec(LikelihoodCodec):
         mask[..., :th, :tw] = True
         sym, x = self._fixed(tile, ph, pw)
         calibration = Calibration(net, ph, pw) if adapt else None
+        means = MeanCalibration(3 * len(net.stages), MEAN_PRIOR) if adapt >= 2 else None
         for k in range(len(net.stages)):
             known, base = net.stage_context(x, k)
             out = net.stage_out(k, feat, known)
@@ -193,19 +200,28 @@ class BitsBackCodec(LikelihoodCodec):
                 calibration.start_stage(k)
             for c in range(3):
                 mean, log_scale = net.pixel_params(out, base, target, c)
-                scale = unit_scale = exact.fixed_exp(log_scale)
-                if calibration:
-                    contexts = calibration.contexts(c, log_scale)
-                    scale = calibration.scale(contexts, unit_scale)
-                dist = DiscretizedLaplace((128 + mean / exact.ONE * 128)[:, 0][mk].numpy(),
-                                          (scale * 128)[:, 0][mk].numpy(), 0, 255)
-                vals = io.code(dist, sv[:, c][mk].numpy().astype(np.int64))
-                chan = sv[:, c].clone()
-                chan[mk] = torch.as_tensor(np.asarray(vals), dtype=torch.float64)
+                mean, unit_scale = mean[:, 0], exact.fixed_exp(log_scale)[:, 0]  # (1, rows, cols)
+                contexts = calibration.contexts(c, log_scale) if calibration else None  # (rows, cols)
+                chan, u = sv[:, c].clone(), torch.zeros_like(mean)
+                for rows in _bands(chan.shape[-2]) if means else [slice(None)]:
+                    keep, band, m, scale = mk[:, rows], chan[:, rows], mean[:, rows], unit_scale[:, rows]
+                    if calibration:
+                        scale = calibration.scale(contexts[rows], scale)
+                    if means:
+                        m = m + means.shift(3 * k + c, scale * exact.ONE)
+                    dist = DiscretizedLaplace((128 + m / exact.ONE * 128)[keep].numpy(), (scale * 128)[keep].numpy(), 0, 255)
+                    band[keep] = torch.as_tensor(np.asarray(io.code(dist, band[keep].numpy().astype(np.int64))), dtype=torch.float64)
+                    if calibration:  # `band` is a view: the decoded values are in `chan` too
+                        t = (band - 128) * (exact.ONE / 128)
+                        u[:, rows] = normalized_error(t, mean[:, rows], unit_scale[:, rows])
+                        calibration.update(contexts[rows][keep[0]], u[:, rows][keep])
+                    if means:
+                        e = signed_error(t, mean[:, rows], scale)[keep]
+                        means.update(torch.full_like(e, 3 * k + c, dtype=torch.long), e)
                 sv[:, c] = chan  # views: these writes land in `sym` and `x`
                 target[:, c] = (chan - 128) * (exact.ONE / 128)
                 if calibration:
-                    calibration.coded(k, c, contexts, normalized_error(target[:, c : c + 1], mean, unit_scale), mk)
+                    calibration.remember(k, c, u, mk)
         return sym[0, :, :th, :tw].permute(1, 2, 0).to(torch.uint8).numpy()
 
     # --- distributions and values, shared by both directions ------------------------------
@@ -277,22 +293,25 @@ class Calibration(ScaleCalibration):
         self._totals, self._counts = sums[:3], sums[3]
 
     def contexts(self, c: int, log_scale: torch.Tensor) -> torch.Tensor:
-        """The context of each sub-pixel of colour c of the stage, (1, 1, rows, cols)."""
+        """The context of each sub-pixel of colour c of the stage, (rows, cols)."""
         energy = energy_level(self._totals[c] + self._here[:c].sum(0), self._counts + c)
         return (c * ENERGY_BINS + energy) * self.SCALE_BINS + scale_level(log_scale[0, 0], LOG_SCALE_X[0])
 
-    def coded(self, k: int, c: int, contexts: torch.Tensor, u: torch.Tensor, coded: torch.Tensor) -> None:
-        """Colour c of stage k was coded (where `coded`), missing by `u` (exact units): the
-        statistics (`update`) and the error map the next stages' contexts read."""
-        u, coded = u[0, 0], coded[0]
-        if coded.all():  # a tile inside the image
-            self.update(contexts, u)
-            self.net.stage_pixels(self.errors, k)[0, c] = u
-        else:
-            self.update(contexts[coded], u[coded])
-            self.net.stage_pixels(self.errors, k)[0, c] = torch.where(coded, u, 0)
+    def remember(self, k: int, c: int, u: torch.Tensor, coded: torch.Tensor) -> None:
+        """Colour c of stage k was coded (where `coded`), missing by `u` (exact units, both
+        (1, rows, cols)): the error map that the next stages' contexts read."""
+        u, coded = u[0], coded[0]
+        errors = self.net.stage_pixels(self.errors, k)
+        errors[0, c] = u if coded.all() else torch.where(coded, u, 0)  # all: a tile inside the image
         if c == 2:
             self.net.stage_pixels(self.known, k)[0, 0] = coded.double()
+
+
+def _bands(rows: int) -> list[slice]:
+    """A stage's rows in the bands that `MeanCalibration` learns across: up to BANDS, of at
+    least MIN_BAND_ROWS rows."""
+    step = max(MIN_BAND_ROWS, -(-rows // BANDS))
+    return [slice(a, min(a + step, rows)) for a in range(0, rows, step)]
 
 
 def _tile_count(shape, tile: int) -> int:

@@ -156,6 +156,11 @@ class IDF(nn.Module):
         """How many coded parts `groups` gives: B_G and B_RB per level, then the last A's two."""
         return 2 * self.n_levels + 2
 
+    @property
+    def part_channels(self) -> int:
+        """The most channels of a coded part: the last level's B_RB (two thirds of its B)."""
+        return 2 * self.levels[-1].prior_rb[-1].out_channels // 4
+
     def groups(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(symbols, mean, log-scale) of every coded part of pixels `x` (N,3,H,W in 0..255,
         H and W multiples of `multiple`), in the order the decoder needs them."""
