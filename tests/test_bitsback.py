@@ -95,23 +95,33 @@ def test_several_chunks_round_trip(codec, photo23):
 
 
 def test_calibration_to_the_image_is_in_the_header(codec, photo23):
-    """Scales calibrated to the tile as it is coded make a real photo smaller, and means too
-    (the default, "adapt": 2); every file decodes with any codec config, by its header, and a
-    file without "adapt" (written before it) decodes uncalibrated."""
-    files = {}
-    for adapt in (0, 1, 2):
-        files[adapt] = BitsBackCodec(codec.config | {"adapt": adapt}, _weights(), codec.weights_digest).encode(photo23)
-        assert container.unpack(files[adapt]).header.params["adapt"] == adapt
-    assert container.unpack(codec.encode(photo23)).header.params["adapt"] == 2
-    assert len(files[1]) < 0.995 * len(files[0]) and len(files[2]) < 0.995 * len(files[1])
-    plain = BitsBackCodec(codec.config | {"adapt": 0}, _weights(), codec.weights_digest)
+    """Scales calibrated to the tile as it is coded make a real photo smaller, and so do means
+    moved by the image's bias (the default: "adapt": 1 and a "bias" per stage and colour) or
+    learned band by band ("adapt": 2, files of 57fdce3). Every file decodes with any codec
+    config, by its header; a file without "adapt" (written before it) decodes uncalibrated."""
+    from neurocodec.families.bitsback.codec import BIAS_LIMIT
+
+    settings = {"plain": (0, False), "scales": (1, False), "bias": (1, True), "bands": (2, False)}
+    files = {k: BitsBackCodec(codec.config | {"adapt": a, "bias": b}, _weights(), codec.weights_digest).encode(photo23)
+             for k, (a, b) in settings.items()}
+    for k, (a, b) in settings.items():
+        params = container.unpack(files[k]).header.params
+        assert params["adapt"] == a and ("bias" in params) == b, k
+    default = container.unpack(codec.encode(photo23)).header.params
+    assert default["adapt"] == 1 and len(default["bias"]) == 30 and any(default["bias"])
+    assert len(files["scales"]) < 0.995 * len(files["plain"])
+    assert len(files["bias"]) < 0.995 * len(files["scales"]) and len(files["bands"]) < 0.995 * len(files["scales"])
+    plain = BitsBackCodec(codec.config | {"adapt": 0, "bias": False}, _weights(), codec.weights_digest)
     for blob in files.values():
         assert np.array_equal(codec.decode(blob), photo23) and np.array_equal(plain.decode(blob), photo23)
-    box = container.unpack(files[0])
+    box = container.unpack(files["plain"])
     legacy = dataclasses.replace(box.header, params={k: v for k, v in box.header.params.items() if k != "adapt"})
     assert np.array_equal(codec.decode_chunks(legacy, box.chunks), photo23)
-    with pytest.raises(FormatError):
-        codec.decode_chunks(dataclasses.replace(box.header, params=box.header.params | {"adapt": 3}), box.chunks)
+    box = container.unpack(files["bias"])
+    for bad in ({"adapt": 3}, {"bias": [1] * 29}, {"bias": [BIAS_LIMIT + 1] + [0] * 29}, {"bias": [0.5] + [0] * 29},
+                {"bias": [True] + [0] * 29}, {"bias": "0" * 30}):
+        with pytest.raises(FormatError):
+            codec.decode_chunks(dataclasses.replace(box.header, params=box.header.params | bad), box.chunks)
 
 
 def test_an_image_of_many_tiles_is_cut_into_two_chunks_decoded_side_by_side(codec, photo23):
