@@ -111,7 +111,7 @@ def test_calibration_to_the_image_is_in_the_header(codec, photo23):
         params = container.unpack(files[k]).header.params
         assert params["adapt"] == a and ("fit" in params) == f, k
     default = container.unpack(codec.encode(photo23)).header.params
-    assert default["adapt"] == 1 and len(default["fit"]) == 60 and any(default["fit"])
+    assert default["adapt"] == 1 and len(default["fit"]) == 60 and any(default["fit"]) and len(default["fit_scale"]) == 30
     assert len(files["scales"]) < 0.995 * len(files["plain"])
     assert len(files["fit"]) < 0.99 * len(files["scales"]) and len(files["bands"]) < 0.995 * len(files["scales"])
     plain = BitsBackCodec(codec.config | {"adapt": 0, "fit": False}, _weights(), codec.weights_digest)
@@ -122,23 +122,28 @@ def test_calibration_to_the_image_is_in_the_header(codec, photo23):
     assert np.array_equal(codec.decode_chunks(legacy, box.chunks), photo23)
     box = container.unpack(files["fit"])
     for bad in ({"adapt": 3}, {"fit": [1] * 59}, {"fit": [BIAS_LIMIT + 1] + [0] * 59}, {"fit": [0.5] + [0] * 59},
-                {"fit": [True] + [0] * 59}, {"fit": "0" * 60}, {"bias": [1] * 31}):
+                {"fit": [True] + [0] * 59}, {"fit": "0" * 60}, {"bias": [1] * 31}, {"fit_scale": [32] * 29},
+                {"fit_scale": [0] + [32] * 29}, {"fit_scale": [65] + [32] * 29}):
         with pytest.raises(FormatError):
             codec.decode_chunks(dataclasses.replace(box.header, params=box.header.params | bad), box.chunks)
 
 
 def test_the_fit_is_what_the_header_says(codec, photo23):
-    """A file's fit moves its means: the same file with the fit zeroed no longer decodes (the
-    stack does not come back to its seed, or the content digest differs), and eb79408's
-    "bias" is the fit's constants."""
+    """A file's fit moves its means and scales: the same file with the fit zeroed, or its
+    scales' factors all 1, no longer decodes (the stack does not come back to its seed, or the
+    content digest differs); eb79408's "bias" is the fit's constants, 247d0bc's files have no
+    factors."""
     box = container.unpack(codec.encode(photo23))
     w = iter(box.header.params["fit"])
     constants = [[next(w) for _ in range(c + 1)][0] for _ in range(10) for c in range(3)]
-    as_bias = {k: v for k, v in box.header.params.items() if k != "fit"} | {"bias": constants}
-    assert codec._fit(as_bias) == [[b] for b in constants]
-    zeroed = dataclasses.replace(box, header=dataclasses.replace(box.header, params=box.header.params | {"fit": [0] * 60}))
-    with pytest.raises((FormatError, IntegrityError)):
-        codec.decode_container(zeroed)
+    as_bias = {k: v for k, v in box.header.params.items() if k not in ("fit", "fit_scale")} | {"bias": constants}
+    assert codec._fit(as_bias).terms == [[b] for b in constants] and codec._fit(as_bias).scales is None
+    assert codec._fit({k: v for k, v in box.header.params.items() if k != "fit_scale"}).scales is None
+    assert box.header.params["fit_scale"] != [32] * 30
+    for changed in ({"fit": [0] * 60}, {"fit_scale": [32] * 30}):
+        other = dataclasses.replace(box, header=dataclasses.replace(box.header, params=box.header.params | changed))
+        with pytest.raises((FormatError, IntegrityError)):
+            codec.decode_container(other)
 
 
 def test_an_image_of_many_tiles_is_cut_into_two_chunks_decoded_side_by_side(codec, photo23):

@@ -79,6 +79,12 @@ MEAN_PRIOR = 100
 # the signed errors of the pixel's colours before c (`image_fit`); |w| <= BIAS_LIMIT.
 BIAS_UNIT = 32
 BIAS_LIMIT = 4 * BIAS_UNIT
+# Header "fit_scale": per (stage, colour), a factor v / BIAS_UNIT on the calibrated scales, chosen
+# by the encoder among SCALE_CHOICES (the fitted means leave errors smaller than the scales the
+# calibration learned against the network's means, by a factor that differs by stage).
+SCALE_CHOICES = (20, 23, 25, 27, 29, 30, 32, 34, 36, 40, 45, 50, 56)
+SCALE_RANGE = (16, 64)
+FIT_SAMPLES = 150_000  # at most about this many sub-pixels of the analysis pass choose the factors
 
 
 @dataclass
@@ -121,7 +127,7 @@ class BitsBackCodec(LikelihoodCodec):
         params = {"tile": self.tile, "tiles_per_chunk": per_chunk, "adapt": int(self.adapt),
                   "mean_first": int(self.mean_first)}
         if self.fit:
-            params["fit"] = self.image_fit(x, params["adapt"])
+            params["fit"], params["fit_scale"] = self.image_fit(x, params["adapt"])
         return params
 
     def check_params(self, params: dict) -> dict:
@@ -130,19 +136,25 @@ class BitsBackCodec(LikelihoodCodec):
         for key, top in (("adapt", 2), ("mean_first", 1)):  # files written before them have none: off
             if key in params:
                 limits.header_int(params, key, 0, top, self.name)
-        for key, size in (("bias", 3), ("fit", 6)):
+        for key, size, (lo, hi) in (("bias", 3, (-BIAS_LIMIT, BIAS_LIMIT)), ("fit", 6, (-BIAS_LIMIT, BIAS_LIMIT)),
+                                    ("fit_scale", 3, SCALE_RANGE)):
             w = params.get(key, [])
             if not (isinstance(w, list) and len(w) in (0, size * len(self.net.stages))
-                    and all(type(b) is int and abs(b) <= BIAS_LIMIT for b in w)):
+                    and all(type(b) is int and lo <= b <= hi for b in w)):
                 raise FormatError(f"corrupted .ncd file: invalid '{self.name}' parameters")
         return params
 
-    def _fit(self, params: dict) -> list[list[int]] | None:
-        """The header's mean corrections, one list per (stage, colour c) of up to c + 1 terms."""
+    def _fit(self, params: dict) -> "ImageFit | None":
+        """What the header says of the image: "fit" (or eb79408's "bias", its constants only),
+        and "fit_scale"."""
         if params.get("fit"):
             w = iter(params["fit"])
-            return [[next(w) for _ in range(c + 1)] for _ in self.net.stages for c in range(3)]
-        return [[b] for b in params["bias"]] if params.get("bias") else None
+            terms = [[next(w) for _ in range(c + 1)] for _ in self.net.stages for c in range(3)]
+        elif params.get("bias"):
+            terms = [[b] for b in params["bias"]]
+        else:
+            return None
+        return ImageFit(terms, params.get("fit_scale") or None)
 
     def plan(self, shape, p):
         tiles = [(slice(r, r + h), slice(c, c + w)) for r, c, h, w in tile_grid(shape[0], shape[1], p["tile"])]
@@ -159,14 +171,14 @@ class BitsBackCodec(LikelihoodCodec):
         return seed_words((p * p * self.net.c1 * PRECISION) // 32 + 64, SEED)
 
     def part_step(self, shapes, params) -> Each:
-        adapt, bias = params.get("adapt", 0), self._fit(params)
-        steps = [self.tile_step(s[0], s[1], adapt, bias) for s in shapes]
+        adapt, fit = params.get("adapt", 0), self._fit(params)
+        steps = [self.tile_step(s[0], s[1], adapt, fit) for s in shapes]
         if params.get("mean_first"):
-            steps[0] = self.mean_tile_step(shapes[0][0], shapes[0][1], adapt, bias)
+            steps[0] = self.mean_tile_step(shapes[0][0], shapes[0][1], adapt, fit)
         return Each(steps, name="tiles")
 
     # --- one tile: Bit-Swap, as two nested bits-back steps --------------------------------
-    def tile_step(self, th: int, tw: int, adapt: int, bias: list[list[int]] | None = None) -> BitsBack:
+    def tile_step(self, th: int, tw: int, adapt: int, fit: "ImageFit | None" = None) -> BitsBack:
         net, (ph, pw) = self.net, self._padded(th, tw)
         s = 2**net.levels
         z2_shape = (1, net.c2, ph // (2 * s), pw // (2 * s))
@@ -179,13 +191,13 @@ class BitsBackCodec(LikelihoodCodec):
         )
         return BitsBack(
             prior=top,
-            likelihood=lambda z1: Lockstep(lambda io, tile: self._pixels(io, net.features(self._z_fixed(z1)), th, tw, tile, adapt, bias),
+            likelihood=lambda z1: Lockstep(lambda io, tile: self._pixels(io, net.features(self._z_fixed(z1)), th, tw, tile, adapt, fit),
                                            name="pixels"),
             posterior=lambda tile: Symbols(self._z_dist(*net.posterior1(self._fixed(tile, ph, pw)[1])), z1_shape, name="z1"),
             name="x|z1",
         )
 
-    def mean_tile_step(self, th: int, tw: int, adapt: int, bias: list[list[int]] | None = None) -> Lockstep:
+    def mean_tile_step(self, th: int, tw: int, adapt: int, fit: "ImageFit | None" = None) -> Lockstep:
         """A chunk's first tile without bits-back: its latents are not coded but taken at the
         prior's means (z2 = 0, z1 the mean of p(z1|z2)), so it borrows no initial bits. The
         latents carry little (their KL is about 0.005 bpsp). Off by default (config
@@ -200,19 +212,19 @@ class BitsBackCodec(LikelihoodCodec):
         def pixels(io, tile):
             mu, _ = net.prior1(self._z_fixed(z2))  # exact mode: the same on every machine
             z1 = torch.round(mu / (exact.ONE * DELTA)).clamp_(-Z_HALF, Z_HALF).numpy()
-            return self._pixels(io, net.features(self._z_fixed(z1)), th, tw, tile, adapt, bias)
+            return self._pixels(io, net.features(self._z_fixed(z1)), th, tw, tile, adapt, fit)
 
         return Lockstep(pixels, name="pixels")
 
     def _pixels(self, io, feat, th: int, tw: int, tile: np.ndarray | None, adapt: int,
-                bias: list[list[int]] | None = None) -> np.ndarray:
+                fit: "ImageFit | None" = None) -> np.ndarray:
         """The pixels of a tile given the latent's features, stage by stage of the polyphase
         pyramid, R, G, B within a stage, each conditioned on what came before; with `adapt`,
         each scale calibrated by what the tile's coded pixels say of the model (`Calibration`;
-        2: in bands, the means too), with `bias` each (stage, colour)'s means moved by so many
+        2: in bands, the means too); with a `fit`, each (stage, colour)'s means moved by so many
         1/BIAS_UNIT of their scale, a constant and multiples of the signed errors of the colours
-        before at the pixel (header "fit"). One `io.code` per (stage, colour) in that order, but
-        for "adapt": 2."""
+        before at the pixel, and its scales multiplied by a factor. One `io.code` per (stage,
+        colour) in that order, but for "adapt": 2."""
         net, (ph, pw) = self.net, self._padded(th, tw)
         mask = torch.zeros(1, 1, ph, pw, dtype=torch.bool)
         mask[..., :th, :tw] = True
@@ -237,17 +249,20 @@ class BitsBackCodec(LikelihoodCodec):
                         scale = calibration.scale(contexts[rows], scale)
                     if means:
                         m = m + means.shift(3 * k + c, scale * exact.ONE)
-                    if bias:
-                        w = bias[3 * k + c]
+                    coded_scale = scale
+                    if fit:
+                        w = fit.terms[3 * k + c]
                         shift = w[0] * exact.ONE + sum(wj * ej[:, rows] for wj, ej in zip(w[1:], errors))  # exact integers
                         m = m + shift * scale / BIAS_UNIT
-                    dist = DiscretizedLaplace((128 + m / exact.ONE * 128)[keep].numpy(), (scale * 128)[keep].numpy(), 0, 255)
+                        if fit.scales:
+                            coded_scale = scale * fit.scales[3 * k + c] / BIAS_UNIT
+                    dist = DiscretizedLaplace((128 + m / exact.ONE * 128)[keep].numpy(), (coded_scale * 128)[keep].numpy(), 0, 255)
                     band[keep] = torch.as_tensor(np.asarray(io.code(dist, band[keep].numpy().astype(np.int64))), dtype=torch.float64)
                     if calibration:  # `band` is a view: the decoded values are in `chan` too
                         t = (band - 128) * (exact.ONE / 128)
                         u[:, rows] = normalized_error(t, mean[:, rows], unit_scale[:, rows])
                         calibration.update(contexts[rows][keep[0]], u[:, rows][keep])
-                    if means or bias:
+                    if means or fit:
                         e[:, rows] = signed_error(t, mean[:, rows], scale)
                     if means:
                         means.update(torch.full_like(e[:, rows][keep], 3 * k + c, dtype=torch.long), e[:, rows][keep])
@@ -258,14 +273,16 @@ class BitsBackCodec(LikelihoodCodec):
                 errors.append(e)
         return sym[0, :, :th, :tw].permute(1, 2, 0).to(torch.uint8).numpy()
 
-    def image_fit(self, x: np.ndarray, adapt: int) -> list[int]:
-        """The header's "fit": for each (stage, colour c), the least-squares fit of its signed
-        errors (x - mean) / scale over the image by a constant and the signed errors of the
-        colours before it at the pixel, in 1/BIAS_UNIT. From one pass of the likelihood without
-        coding over half the tiles (a checkerboard: the fit is the image's; the constant alone on
-        kodim01-04, 2.9786 bpsp against 2.9800 from every tile, at 1.54 s against 2.05 s
-        encode), the latents at the posterior's means (they carry almost nothing)."""
-        observer = _Observer(len(self.net.stages))
+    def image_fit(self, x: np.ndarray, adapt: int) -> tuple[list[int], list[int]]:
+        """The header's "fit" and "fit_scale". For each (stage, colour c): the least-squares fit
+        of its signed errors (x - mean) / scale over the image by a constant and the signed
+        errors of the colours before it at the pixel, in 1/BIAS_UNIT; then, under the means so
+        moved, the factor of SCALE_CHOICES on its scales that codes a sample of its sub-pixels
+        in the fewest bits. From one pass of the likelihood without coding over half the tiles
+        (a checkerboard: the fit is the image's; the constant alone on kodim01-04, 2.9786 bpsp
+        against 2.9800 from every tile, at 1.54 s against 2.05 s encode), the latents at the
+        posterior's means (they carry almost nothing)."""
+        observer = _Observer(len(self.net.stages), every=max(1, x.size // (2 * FIT_SAMPLES)))
         with exact.exact_mode():
             for r, c, h, w in tile_grid(x.shape[0], x.shape[1], self.tile):
                 if (r + c) // self.tile % 2:  # half the tiles, a checkerboard of them
@@ -275,11 +292,18 @@ class BitsBackCodec(LikelihoodCodec):
                 z1 = torch.round(mu / (exact.ONE * DELTA)).clamp_(-Z_HALF, Z_HALF).numpy()
                 observer.call = 0
                 self._pixels(observer, self.net.features(self._z_fixed(z1)), h, w, tile, min(adapt, 1))
-        fit = []
-        for xtx, xty in observer.sums:
-            w = np.linalg.solve(xtx + np.eye(len(xty)), xty)  # a ridge of 1 against empty stages
-            fit += [int(v) for v in np.clip(np.round(w * BIAS_UNIT), -BIAS_LIMIT, BIAS_LIMIT)]
-        return fit
+        fit, factors = [], []
+        for (xtx, xty), sample in zip(observer.sums, observer.samples):
+            w = np.clip(np.round(np.linalg.solve(xtx + np.eye(len(xty)), xty) * BIAS_UNIT), -BIAS_LIMIT, BIAS_LIMIT)
+            fit += [int(v) for v in w]  # a ridge of 1 against empty stages
+            if not sample:
+                factors.append(BIAS_UNIT)
+                continue
+            symbols, means, scales, regressors = (np.concatenate(a) for a in zip(*sample))
+            means = means + regressors @ w / BIAS_UNIT * scales
+            bits = [DiscretizedLaplace(means, scales * f / BIAS_UNIT, 0, 255).bits(symbols).sum() for f in SCALE_CHOICES]
+            factors.append(SCALE_CHOICES[int(np.argmin(bits))])
+        return fit, factors
 
     # --- distributions and values, shared by both directions ------------------------------
     def _padded(self, th: int, tw: int) -> tuple[int, int]:
@@ -364,15 +388,26 @@ class Calibration(ScaleCalibration):
             self.net.stage_pixels(self.known, k)[0, 0] = coded.double()
 
 
+@dataclass
+class ImageFit:
+    """What a file's header says of its image (`BitsBackCodec.image_fit`): per (stage, colour
+    c), c + 1 terms that move the means, and (files since "fit_scale") a factor on the scales,
+    all in 1/BIAS_UNIT."""
+
+    terms: list[list[int]]
+    scales: list[int] | None = None
+
+
 class _Observer:
     """Stands in for a `Lockstep` io that codes nothing: it hands the symbols back and gathers,
     per (stage, colour c), the normal equations of a least-squares fit of their signed errors
-    by a constant and the signed errors of the colours before (call `call` of a tile is stage
-    call // 3, colour call % 3)."""
+    by a constant and the signed errors of the colours before, and every `every`-th sub-pixel
+    (call `call` of a tile is stage call // 3, colour call % 3)."""
 
-    def __init__(self, stages: int):
+    def __init__(self, stages: int, every: int = 1):
         self.sums = [(np.zeros((c + 1, c + 1)), np.zeros(c + 1)) for _ in range(stages) for c in range(3)]
-        self.call, self._before = 0, []
+        self.samples = [[] for _ in range(3 * stages)]
+        self.every, self.call, self._before = every, 0, []
 
     def code(self, dist, symbols: np.ndarray) -> np.ndarray:
         e = np.clip((symbols - dist.means) / dist.scales, -SIGNED_CLAMP, SIGNED_CLAMP)
@@ -382,6 +417,8 @@ class _Observer:
         xtx, xty = self.sums[self.call]
         xtx += x.T @ x
         xty += x.T @ e
+        pick = slice(None, None, self.every)
+        self.samples[self.call].append((symbols[pick].astype(np.float64), dist.means[pick], dist.scales[pick], x[pick]))
         self._before.append(e)
         self.call += 1
         return symbols
