@@ -25,6 +25,13 @@ the data.
 Tiles (default 128x128, padded to a multiple of 2**(levels+1) with the value 128, which is
 known to the decoder and not coded) are chained on one stack; a chunk holds up to
 `chunk_pixels` pixels of tiles (bounded memory for huge images).
+
+Adapting to the image. Within a tile, both ends calibrate the pixels' scales to what the tile's
+coded pixels say of the model (`Calibration`). Across the image, which the stack order keeps
+from the decoder until it is decoded, the encoder speaks instead: it runs the likelihood once
+over half the tiles without coding, fits each (stage, colour)'s errors by a bias and the errors
+of the pixel's colours before, picks a factor on its scales, and writes the roughly 90
+integers into the header ("fit", "fit_scale": `image_fit`), which both ends then code with.
 """
 
 from __future__ import annotations
@@ -93,7 +100,7 @@ class BitsBackConfig:
     tile: int = 128
     chunk_pixels: int = 1 << 21
     adapt: int = 1  # calibrate the pixels' scales to the tile as it is coded (header "adapt": 1; 2: in bands, with the means, as 57fdce3 wrote)
-    fit: bool = True  # move each (stage, colour)'s means by the image's bias and colour errors (header "fit", `image_fit`)
+    fit: bool = True  # fit each (stage, colour)'s means and scales to the image (header "fit", "fit_scale": `image_fit`)
     mean_first: bool = False  # a chunk's first tile borrows no bits (`mean_tile_step`, header "mean_first": 1)
 
 
