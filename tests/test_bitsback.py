@@ -104,7 +104,7 @@ def test_calibration_to_the_image_is_in_the_header(codec, photo23):
     and one with eb79408's "bias" (the fit's constants only) decodes with it."""
     from neurocodec.families.bitsback.codec import BIAS_LIMIT
 
-    settings = {"plain": (0, False), "scales": (1, False), "fit": (1, True), "bands": (2, False)}
+    settings = {"plain": (0, False), "scales": (1, False), "fit": (1, True), "bands": (2, False), "fit alone": (0, True)}
     files = {k: BitsBackCodec(codec.config | {"adapt": a, "fit": f}, _weights(), codec.weights_digest).encode(photo23)
              for k, (a, f) in settings.items()}
     for k, (a, f) in settings.items():
@@ -114,6 +114,7 @@ def test_calibration_to_the_image_is_in_the_header(codec, photo23):
     assert default["adapt"] == 1 and len(default["fit"]) == 60 and any(default["fit"]) and len(default["fit_scale"]) == 30
     assert len(files["scales"]) < 0.995 * len(files["plain"])
     assert len(files["fit"]) < 0.99 * len(files["scales"]) and len(files["bands"]) < 0.995 * len(files["scales"])
+    assert len(files["fit alone"]) < 0.99 * len(files["plain"])
     plain = BitsBackCodec(codec.config | {"adapt": 0, "fit": False}, _weights(), codec.weights_digest)
     for blob in files.values():
         assert np.array_equal(codec.decode(blob), photo23) and np.array_equal(plain.decode(blob), photo23)

@@ -265,8 +265,8 @@ class BitsBackCodec(LikelihoodCodec):
                             coded_scale = scale * fit.scales[3 * k + c] / BIAS_UNIT
                     dist = DiscretizedLaplace((128 + m / exact.ONE * 128)[keep].numpy(), (coded_scale * 128)[keep].numpy(), 0, 255)
                     band[keep] = torch.as_tensor(np.asarray(io.code(dist, band[keep].numpy().astype(np.int64))), dtype=torch.float64)
-                    if calibration:  # `band` is a view: the decoded values are in `chan` too
-                        t = (band - 128) * (exact.ONE / 128)
+                    t = (band - 128) * (exact.ONE / 128)  # `band` is a view: the decoded values are in `chan` too
+                    if calibration:
                         u[:, rows] = normalized_error(t, mean[:, rows], unit_scale[:, rows])
                         calibration.update(contexts[rows][keep[0]], u[:, rows][keep])
                     if means or fit:
