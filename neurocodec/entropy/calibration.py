@@ -62,6 +62,14 @@ def signed_error(x: torch.Tensor, mean: torch.Tensor, scale: torch.Tensor) -> to
     return e.clamp_(-SIGNED_CLAMP, SIGNED_CLAMP)
 
 
+def row_bands(rows: int, bands: int, min_rows: int = 1) -> list[slice]:
+    """`rows` rows in order, in up to `bands` bands of at least `min_rows` rows (the last may be
+    shorter): symbols that depend only on what came before them can be coded band by band, each
+    band calibrated by the ones before."""
+    step = max(min_rows, -(-rows // bands))
+    return [slice(a, min(a + step, rows)) for a in range(0, rows, step)]
+
+
 def scale_bins(log_range: tuple[float, float]) -> int:
     """How many half-octave levels `scale_level` gives for log-scales clamped to `log_range`."""
     return int((log_range[1] - log_range[0]) * exact.ONE) // SCALE_STEP + 1

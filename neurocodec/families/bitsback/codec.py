@@ -50,7 +50,7 @@ from ... import limits, registry
 from ...compose import BitsBack, Each, LikelihoodCodec, Lockstep, Symbols, seed_words
 from ...entropy import DiscretizedGaussian, DiscretizedLaplace
 from ...entropy.calibration import (ENERGY_BINS, SIGNED_CLAMP, MeanCalibration, ScaleCalibration, energy_level,
-                                   normalized_error, scale_bins, scale_level, signed_error)
+                                   normalized_error, row_bands, scale_bins, scale_level, signed_error)
 from ...errors import FormatError
 from .net import LOG_SCALE_X, BitsBackNet
 
@@ -217,8 +217,7 @@ class BitsBackCodec(LikelihoodCodec):
         z2 = np.zeros((1, net.c2, ph // (2 * s), pw // (2 * s)), dtype=np.int64)
 
         def pixels(io, tile):
-            mu, _ = net.prior1(self._z_fixed(z2))  # exact mode: the same on every machine
-            z1 = torch.round(mu / (exact.ONE * DELTA)).clamp_(-Z_HALF, Z_HALF).numpy()
+            z1 = self._z_index(net.prior1(self._z_fixed(z2))[0])  # exact mode: the same on every machine
             return self._pixels(io, net.features(self._z_fixed(z1)), th, tw, tile, adapt, fit)
 
         return Lockstep(pixels, name="pixels")
@@ -250,7 +249,7 @@ class BitsBackCodec(LikelihoodCodec):
                 mean, unit_scale = mean[:, 0], exact.fixed_exp(log_scale)[:, 0]  # (1, rows, cols)
                 contexts = calibration.contexts(c, log_scale) if calibration else None  # (rows, cols)
                 chan, u, e = sv[:, c].clone(), torch.zeros_like(mean), torch.zeros_like(mean)
-                for rows in _bands(chan.shape[-2]) if means else [slice(None)]:
+                for rows in row_bands(chan.shape[-2], BANDS, MIN_BAND_ROWS) if means else [slice(None)]:
                     keep, band, m, scale = mk[:, rows], chan[:, rows], mean[:, rows], unit_scale[:, rows]
                     if calibration:
                         scale = calibration.scale(contexts[rows], scale)
@@ -295,8 +294,7 @@ class BitsBackCodec(LikelihoodCodec):
                 if (r + c) // self.tile % 2:  # half the tiles, a checkerboard of them
                     continue
                 tile, (ph, pw) = x[r : r + h, c : c + w], self._padded(h, w)
-                mu, _ = self.net.posterior1(self._fixed(tile, ph, pw)[1])
-                z1 = torch.round(mu / (exact.ONE * DELTA)).clamp_(-Z_HALF, Z_HALF).numpy()
+                z1 = self._z_index(self.net.posterior1(self._fixed(tile, ph, pw)[1])[0])
                 observer.call = 0
                 self._pixels(observer, self.net.features(self._z_fixed(z1)), h, w, tile, min(adapt, 1))
         fit, factors = [], []
@@ -332,6 +330,11 @@ class BitsBackCodec(LikelihoodCodec):
         means = (mu / (exact.ONE * DELTA)).numpy().ravel()
         scales = (exact.fixed_exp(ls) / DELTA).numpy().ravel()
         return DiscretizedGaussian(means, scales, -Z_HALF, Z_HALF)
+
+    @staticmethod
+    def _z_index(mu: torch.Tensor) -> np.ndarray:
+        """The latent bin index nearest an exact-mode mean: a latent taken at its mean, uncoded."""
+        return torch.round(mu / (exact.ONE * DELTA)).clamp_(-Z_HALF, Z_HALF).numpy()
 
     @staticmethod
     def _z_fixed(idx: np.ndarray) -> torch.Tensor:
@@ -429,13 +432,6 @@ class _Observer:
         self._before.append(e)
         self.call += 1
         return symbols
-
-
-def _bands(rows: int) -> list[slice]:
-    """A stage's rows in the bands that `MeanCalibration` learns across: up to BANDS, of at
-    least MIN_BAND_ROWS rows."""
-    step = max(MIN_BAND_ROWS, -(-rows // BANDS))
-    return [slice(a, min(a + step, rows)) for a in range(0, rows, step)]
 
 
 def _tile_count(shape, tile: int) -> int:

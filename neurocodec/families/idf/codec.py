@@ -27,7 +27,8 @@ from ... import exact
 from ... import limits, registry
 from ...compose import LikelihoodCodec, Step
 from ...entropy import Categorical, DiscretizedLaplace
-from ...entropy.calibration import MeanCalibration, ScaleCalibration, normalized_error, scale_bins, scale_level, signed_error
+from ...entropy.calibration import (MeanCalibration, ScaleCalibration, normalized_error, row_bands, scale_bins, scale_level,
+                                   signed_error)
 from ...errors import FormatError
 from .net import IDF, LOG_SCALE_RANGE
 
@@ -94,8 +95,7 @@ class Residuals(Step):
             self.bands = [slice(0, rows)]
         else:
             self.scale_contexts, self.mean_contexts = calibration.contexts(part, log_scale)
-            step = -(-rows // BANDS)
-            self.bands = [slice(a, min(a + step, rows)) for a in range(0, rows, step)]
+            self.bands = row_bands(rows, BANDS)
 
     def _params(self, band: slice) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, scale) of the band's latents."""
