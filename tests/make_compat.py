@@ -35,6 +35,8 @@ def inputs(codec) -> dict[str, dict]:
                 "walden6k_learning": {"file": "text/walden_excerpt.txt", "bytes": 5968, "learn_from": 2},
                 "empty": {"file": "text/walden_excerpt.txt", "bytes": 0}}
     cases = {"kodim05_37x53": {"file": "kodim05_crop.png", "rows": [11, 48], "cols": [20, 73]}}
+    if codec.config.get("family") == "bitsback":  # "refit": with the hidden refit, which so small a crop would not get
+        cases["kodim05_37x53_refit"] = dict(cases["kodim05_37x53"], refit=True)
     if codec.lossless:
         cases["1x1"] = {"file": "kodim05_crop.png", "rows": [0, 1], "cols": [0, 1]}
     return cases
@@ -55,7 +57,8 @@ def format_suffix(blob: bytes) -> str:
     """What a file's header says about additions to its codec's format: "-sym" for the digest
     of the coded symbols (lossy files since 0.1.0+symbols), "-adapt" for vqlossless's, idf's and
     bitsback's calibration to the image ("-adapt2": of the means too), "-bias", "-fit" and
-    "-fitscale" for bitsback's means moved by the image's bias, by its fit, and its scales too, "-mean" for bitsback's first tiles without borrowed
+    "-fitscale" for bitsback's means moved by the image's bias, by its fit, and its scales too, "-hidden" for its
+    refit on the hidden layer, "-mean" for bitsback's first tiles without borrowed
     bits, "-confirm" and "-match" for the text mixer's hash confirmation and match model,
     "-learn" for text's output layer learning as it codes, "-v2" for the container's version 2
     (deflated headers). A fixture per format, so each stays covered."""
@@ -63,7 +66,7 @@ def format_suffix(blob: bytes) -> str:
     context = params.get("context", {})
     return ("-sym" if "symbols" in params else "") + ("-adapt" if params.get("adapt") else "") + ("2" if params.get("adapt") == 2 else "") + \
         ("-bias" if "bias" in params else "") + ("-fit" if "fit" in params else "") + \
-        ("scale" if "fit_scale" in params else "") + \
+        ("scale" if "fit_scale" in params else "") + ("-hidden" if "fit_hidden" in params else "") + \
         ("-mean" if params.get("mean_first") else "") + \
         ("-confirm" if context.get("confirm") else "") + ("-match" if context.get("match") else "") + \
         ("-learn" if params.get("learn") else "") + \
@@ -71,17 +74,19 @@ def format_suffix(blob: bytes) -> str:
 
 
 def encode(codec, x, spec: dict, quality):
-    """`codec.encode(x, quality)`, with the text mixer of long inputs and the output layer
-    learning in narrow groups where `spec` asks for them."""
+    """`codec.encode(x, quality)`, with the text mixer of long inputs, the output layer
+    learning in narrow groups and bitsback's hidden refit where `spec` asks for them."""
+    from neurocodec.families.bitsback import codec as bitsback
     from neurocodec.families.text import codec as text
 
-    large_from, learn_from = text.LARGE_INPUT, text.LEARN_FROM_CHUNKS
+    large_from, learn_from, margin = text.LARGE_INPUT, text.LEARN_FROM_CHUNKS, bitsback.HIDDEN_MARGIN
     text.LARGE_INPUT = 0 if spec.get("large_mixer") else large_from
     text.LEARN_FROM_CHUNKS = spec.get("learn_from", learn_from)
+    bitsback.HIDDEN_MARGIN = 0.0 if spec.get("refit") else margin
     try:
         return codec.encode(x, quality=quality)
     finally:
-        text.LARGE_INPUT, text.LEARN_FROM_CHUNKS = large_from, learn_from
+        text.LARGE_INPUT, text.LEARN_FROM_CHUNKS, bitsback.HIDDEN_MARGIN = large_from, learn_from, margin
 
 
 def main() -> None:

@@ -163,7 +163,11 @@ def test_an_image_of_many_tiles_is_cut_into_two_chunks_decoded_side_by_side(code
     assert len(container.unpack(tiled.encode(photo23[:96, :128])).chunks) == 1  # 12 tiles: one chunk
 
 
-def test_files_do_not_depend_on_threads(codec, photo23):
+@pytest.mark.parametrize("refit", [False, True])
+def test_files_do_not_depend_on_threads(codec, photo23, monkeypatch, refit):
+    from neurocodec.families.bitsback import codec as bb
+
+    monkeypatch.setattr(bb, "HIDDEN_MARGIN", 0.0 if refit else bb.HIDDEN_MARGIN)  # forces "fit_hidden"
     img = photo23[:80, :130]
     old = torch.get_num_threads()
     try:
@@ -171,9 +175,12 @@ def test_files_do_not_depend_on_threads(codec, photo23):
         one = codec.encode(img)
         torch.set_num_threads(2)
         two = codec.encode(img)
+        assert np.array_equal(codec.decode(one), img)
+        torch.set_num_threads(1)
+        assert np.array_equal(codec.decode(two), img)
     finally:
         torch.set_num_threads(old)
-    assert one == two
+    assert one == two and ("fit_hidden" in container.unpack(one).header.params) == refit
 
 
 def test_wrong_decode_is_caught_by_checksum(codec, photo23, monkeypatch):
@@ -203,3 +210,34 @@ def test_corrupt_data_raises_format_error(codec, photo23):
         chunk[-1] ^= 0x40
         codec.decode_chunks(box.header, [bytes(chunk)])
     assert isinstance(box.header, Header)
+
+
+def test_the_hidden_refit_is_written_where_it_pays_and_decoded_as_the_header_says(codec, photo23, monkeypatch):
+    """"fit_hidden" moves the finest stages' means by multiples of their hidden layer. The
+    encoder writes it only when its analysis expects the saving to pay for the header (not on
+    this 256 x 192 crop; on all of Kodak it does); forced, the file decodes exactly, and no
+    longer does with those multiples zeroed. Damaged values are a FormatError."""
+    import base64
+
+    from neurocodec.families.bitsback import codec as bb
+
+    assert "fit_hidden" not in container.unpack(codec.encode(photo23)).header.params
+    monkeypatch.setattr(bb, "HIDDEN_MARGIN", 0.0)
+    blob = codec.encode(photo23)
+    box = container.unpack(blob)
+    params = box.header.params
+    refit = np.frombuffer(base64.b64decode(params["fit_hidden"]), dtype=np.int8)
+    assert refit.size == bb.HIDDEN_STAGES * 3 * codec.net.width and refit.any() and len(params["fit"]) == 60
+    assert np.array_equal(codec.decode(blob), photo23)
+    zeroed = base64.b64encode(bytes(refit.size)).decode()
+    other = dataclasses.replace(box, header=dataclasses.replace(box.header, params=params | {"fit_hidden": zeroed}))
+    with pytest.raises((FormatError, IntegrityError)):
+        codec.decode_container(other)
+    too_low = base64.b64encode(b"\x80" + bytes(refit.size - 1)).decode()
+    without_fit = {k: v for k, v in params.items() if k != "fit"}
+    for bad in ({"fit_hidden": zeroed[:-4]}, {"fit_hidden": "!" + zeroed[1:]}, {"fit_hidden": 7},
+                {"fit_hidden": too_low}, {"fit_hidden": zeroed + "AAAA"}):
+        with pytest.raises(FormatError):
+            codec.decode_chunks(dataclasses.replace(box.header, params=params | bad), box.chunks)
+    with pytest.raises(FormatError):
+        codec.decode_chunks(dataclasses.replace(box.header, params=without_fit), box.chunks)

@@ -157,9 +157,16 @@ class BitsBackNet(nn.Module):
         return known, (up + _shift(up, 1, 0) + left + _shift(left, 0, 1)) / 4
 
     def stage_out(self, k: int, feat: torch.Tensor, known: list[torch.Tensor]) -> torch.Tensor:
+        return self.stage_head(k, self.stage_hidden(k, feat, known))
+
+    def stage_hidden(self, k: int, feat: torch.Tensor, known: list[torch.Tensor]) -> torch.Tensor:
+        """Stage k's last hidden layer (`width` channels at the stage's grid), before its 1x1 head."""
         level, p = self.stages[k]
         f = upsample(feat, 2 ** (self.levels - level - (0 if p is None else 1)))
-        return self.nets[k](torch.cat([f, *known], 1))
+        return self.nets[k][:-1](torch.cat([f, *known], 1))
+
+    def stage_head(self, k: int, hidden: torch.Tensor) -> torch.Tensor:
+        return self.nets[k][-1](hidden)
 
     def pixel_params(self, out: torch.Tensor, base: torch.Tensor | None, x: torch.Tensor, c: int):
         """(mean, log-scale) of channel c, given the true/decoded channels < c of `x`: the
