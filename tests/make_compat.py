@@ -58,7 +58,7 @@ def format_suffix(blob: bytes) -> str:
     of the coded symbols (lossy files since 0.1.0+symbols), "-adapt" for vqlossless's, idf's and
     bitsback's calibration to the image ("-adapt2": of the means too), "-bias", "-fit" and
     "-fitscale" for bitsback's means moved by the image's bias, by its fit, and its scales too, "-hidden" for its
-    refit on the hidden layer, "-mean" for bitsback's first tiles without borrowed
+    means refitted on the hidden layer ("-hiddenscale": its log-scales too), "-mean" for bitsback's first tiles without borrowed
     bits, "-confirm" and "-match" for the text mixer's hash confirmation and match model,
     "-learn" for text's output layer learning as it codes, "-v2" for the container's version 2
     (deflated headers). A fixture per format, so each stays covered."""
@@ -67,6 +67,7 @@ def format_suffix(blob: bytes) -> str:
     return ("-sym" if "symbols" in params else "") + ("-adapt" if params.get("adapt") else "") + ("2" if params.get("adapt") == 2 else "") + \
         ("-bias" if "bias" in params else "") + ("-fit" if "fit" in params else "") + \
         ("scale" if "fit_scale" in params else "") + ("-hidden" if "fit_hidden" in params else "") + \
+        ("scale" if "fit_hidden_scale" in params else "") + \
         ("-mean" if params.get("mean_first") else "") + \
         ("-confirm" if context.get("confirm") else "") + ("-match" if context.get("match") else "") + \
         ("-learn" if params.get("learn") else "") + \

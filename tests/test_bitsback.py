@@ -213,10 +213,11 @@ def test_corrupt_data_raises_format_error(codec, photo23):
 
 
 def test_the_hidden_refit_is_written_where_it_pays_and_decoded_as_the_header_says(codec, photo23, monkeypatch):
-    """"fit_hidden" moves the finest stages' means by multiples of their hidden layer. The
-    encoder writes it only when its analysis expects the saving to pay for the header (not on
-    this 256 x 192 crop; on all of Kodak it does); forced, the file decodes exactly, and no
-    longer does with those multiples zeroed. Damaged values are a FormatError."""
+    """"fit_hidden" moves the finest stages' means by multiples of their hidden layer,
+    "fit_hidden_scale" their log-scales. The encoder writes them only when its analysis expects
+    the saving to pay for the header (not on this 256 x 192 crop; on all of Kodak it does);
+    forced, the file decodes exactly, and no longer does with either zeroed. Damaged values
+    are a FormatError."""
     import base64
 
     from neurocodec.families.bitsback import codec as bb
@@ -226,18 +227,18 @@ def test_the_hidden_refit_is_written_where_it_pays_and_decoded_as_the_header_say
     blob = codec.encode(photo23)
     box = container.unpack(blob)
     params = box.header.params
-    refit = np.frombuffer(base64.b64decode(params["fit_hidden"]), dtype=np.int8)
-    assert refit.size == bb.HIDDEN_STAGES * 3 * codec.net.width and refit.any() and len(params["fit"]) == 60
+    for key in ("fit_hidden", "fit_hidden_scale"):
+        refit = np.frombuffer(base64.b64decode(params[key]), dtype=np.int8)
+        assert refit.size == bb.HIDDEN_STAGES * 3 * codec.net.width and refit.any() and len(params["fit"]) == 60
+        zeroed = base64.b64encode(bytes(refit.size)).decode()
+        other = dataclasses.replace(box, header=dataclasses.replace(box.header, params=params | {key: zeroed}))
+        with pytest.raises((FormatError, IntegrityError)):
+            codec.decode_container(other)
+        too_low = base64.b64encode(b"\x80" + bytes(refit.size - 1)).decode()
+        for bad in (zeroed[:-4], "!" + zeroed[1:], 7, too_low, zeroed + "AAAA"):
+            with pytest.raises(FormatError):
+                codec.decode_chunks(dataclasses.replace(box.header, params=params | {key: bad}), box.chunks)
     assert np.array_equal(codec.decode(blob), photo23)
-    zeroed = base64.b64encode(bytes(refit.size)).decode()
-    other = dataclasses.replace(box, header=dataclasses.replace(box.header, params=params | {"fit_hidden": zeroed}))
-    with pytest.raises((FormatError, IntegrityError)):
-        codec.decode_container(other)
-    too_low = base64.b64encode(b"\x80" + bytes(refit.size - 1)).decode()
     without_fit = {k: v for k, v in params.items() if k != "fit"}
-    for bad in ({"fit_hidden": zeroed[:-4]}, {"fit_hidden": "!" + zeroed[1:]}, {"fit_hidden": 7},
-                {"fit_hidden": too_low}, {"fit_hidden": zeroed + "AAAA"}):
-        with pytest.raises(FormatError):
-            codec.decode_chunks(dataclasses.replace(box.header, params=params | bad), box.chunks)
     with pytest.raises(FormatError):
         codec.decode_chunks(dataclasses.replace(box.header, params=without_fit), box.chunks)

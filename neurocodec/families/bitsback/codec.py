@@ -33,8 +33,9 @@ over half the tiles without coding, fits each (stage, colour)'s errors by a bias
 of the pixel's colours before, picks a factor on its scales, and writes the roughly 90
 integers into the header ("fit", "fit_scale": `image_fit`), which both ends then code with. On
 the finest level, where 3/4 of the pixels are, it refits the mean part of each stage's output
-layer to the image as well: 432 small integers ("fit_hidden"), written only where the analysis
-expects them to pay for their 576 header bytes (Kodak 3.0056 -> 2.9673 bpsp).
+layer to the image as well, and the log-scale part: 432 small integers each ("fit_hidden",
+"fit_hidden_scale"), written only where the analysis expects them to pay for their 576 header
+bytes (Kodak 3.0056 -> 2.9673 bpsp for the means; -0.3 % more on kodim01/05/13/23 for the scales).
 """
 
 from __future__ import annotations
@@ -107,6 +108,10 @@ FIT_SAMPLES = 150_000  # at most about this many sub-pixels of the analysis pass
 HIDDEN_STAGES, HIDDEN_UNIT, HIDDEN_LIMIT, HIDDEN_RIDGE = 3, 32, 127, 30.0
 HIDDEN_DTYPE = np.int8
 HIDDEN_MARGIN = 1.25  # written only when the analysis expects them to save this many times their header's bits
+# Header "fit_hidden_scale": the same for the log-scales, which move by sum_j v_j h_j /
+# HIDDEN_SCALE_UNIT (nats, h in natural units) before the calibration; fitted by the encoder
+# under the refitted means, by L-BFGS on the discretized Laplace's code length of its sample.
+HIDDEN_SCALE_UNIT, HIDDEN_SCALE_RIDGE = 32, 100.0
 
 
 @dataclass
@@ -151,9 +156,10 @@ class BitsBackCodec(LikelihoodCodec):
         params = {"tile": self.tile, "tiles_per_chunk": per_chunk, "adapt": int(self.adapt),
                   "mean_first": int(self.mean_first)}
         if self.fit:
-            params["fit"], params["fit_scale"], hidden = self.image_fit(x, params["adapt"], self.fit_hidden)
-            if hidden is not None:
-                params["fit_hidden"] = base64.b64encode(hidden.astype(HIDDEN_DTYPE).tobytes()).decode("ascii")
+            params["fit"], params["fit_scale"], hidden, hidden_scale = self.image_fit(x, params["adapt"], self.fit_hidden)
+            for key, v in (("fit_hidden", hidden), ("fit_hidden_scale", hidden_scale)):
+                if v is not None:
+                    params[key] = base64.b64encode(v.astype(HIDDEN_DTYPE).tobytes()).decode("ascii")
         return params
 
     def check_params(self, params: dict) -> dict:
@@ -168,13 +174,15 @@ class BitsBackCodec(LikelihoodCodec):
             if not (isinstance(w, list) and len(w) in (0, size * len(self.net.stages))
                     and all(type(b) is int and lo <= b <= hi for b in w)):
                 raise FormatError(f"corrupted .ncd file: invalid '{self.name}' parameters")
-        if "fit_hidden" in params:
-            self._hidden_fit(params)
+        for key in ("fit_hidden", "fit_hidden_scale"):
+            self._hidden_fit(params, key)
         return params
 
-    def _hidden_fit(self, params: dict) -> torch.Tensor:
-        """The header's "fit_hidden" as exact integers, (HIDDEN_STAGES * 3, width)."""
-        text, size = params.get("fit_hidden"), HIDDEN_STAGES * 3 * self.net.width
+    def _hidden_fit(self, params: dict, key: str) -> torch.Tensor | None:
+        """The header's "fit_hidden" or "fit_hidden_scale" as exact integers, (HIDDEN_STAGES * 3, width)."""
+        if key not in params:
+            return None
+        text, size = params.get(key), HIDDEN_STAGES * 3 * self.net.width
         try:
             raw = base64.b64decode(text, validate=True) if isinstance(text, str) else b""
         except (binascii.Error, ValueError):
@@ -194,8 +202,8 @@ class BitsBackCodec(LikelihoodCodec):
             terms = [[b] for b in params["bias"]]
         else:
             return None
-        hidden = self._hidden_fit(params) if "fit_hidden" in params else None
-        return ImageFit(terms, params.get("fit_scale") or None, hidden)
+        return ImageFit(terms, params.get("fit_scale") or None, self._hidden_fit(params, "fit_hidden"),
+                        self._hidden_fit(params, "fit_hidden_scale"))
 
     def plan(self, shape, p):
         tiles = [(slice(r, r + h), slice(c, c + w)) for r, c, h, w in tile_grid(shape[0], shape[1], p["tile"])]
@@ -280,14 +288,20 @@ class BitsBackCodec(LikelihoodCodec):
             target, sv, mk = net.stage_pixels(x, k), net.stage_pixels(sym, k), net.stage_pixels(mask, k)[:, 0]
             if observer is not None and k >= first_refit:
                 observer.hidden = hidden[0][:, mk[0]].T.numpy() / exact.ONE
-            refit = None
-            if fit and fit.hidden is not None and k >= first_refit:  # exact integers: (3, rows, cols)
-                refit = torch.einsum("cj,jrw->crw", fit.hidden[3 * (k - first_refit) : 3 * (k - first_refit) + 3], hidden[0])
+            refit = scale_refit = None
+            if fit and k >= first_refit:  # exact integers: (3, rows, cols)
+                rows3 = slice(3 * (k - first_refit), 3 * (k - first_refit) + 3)
+                if fit.hidden is not None:
+                    refit = torch.einsum("cj,jrw->crw", fit.hidden[rows3], hidden[0])
+                if fit.hidden_scale is not None:
+                    scale_refit = torch.einsum("cj,jrw->crw", fit.hidden_scale[rows3], hidden[0]) / HIDDEN_SCALE_UNIT
             if calibration:
                 calibration.start_stage(k)
             errors = []  # each colour's signed errors, for the "fit" of the colours after it
             for c in range(3):
                 mean, log_scale = net.pixel_params(out, base, target, c)
+                if scale_refit is not None:
+                    log_scale = (log_scale + scale_refit[c]).clamp_(LOG_SCALE_X[0] * exact.ONE, LOG_SCALE_X[1] * exact.ONE)
                 mean, unit_scale = mean[:, 0], exact.fixed_exp(log_scale)[:, 0]  # (1, rows, cols)
                 contexts = calibration.contexts(c, log_scale) if calibration else None  # (rows, cols)
                 chan, u, e = sv[:, c].clone(), torch.zeros_like(mean), torch.zeros_like(mean)
@@ -347,7 +361,7 @@ class BitsBackCodec(LikelihoodCodec):
                 observer.call = 0
                 self._pixels(observer, self.net.features(self._z_fixed(z1)), h, w, tile, min(adapt, 1),
                              observer=observer)
-        keys, gain = [], 0.0  # per (stage, colour): n, (fit, factor), and the same with its hidden terms
+        keys, gain, scale_gain = [], 0.0, 0.0  # per (stage, colour): n, (fit, factor), with the hidden terms
         for i, ((xtx, xty), sample) in enumerate(zip(observer.sums, observer.samples)):
             n = i % 3 + 1  # the constant and the colours before
             w = _solve(xtx[:n, :n], xty[:n], n)
@@ -356,17 +370,26 @@ class BitsBackCodec(LikelihoodCodec):
             if len(xty) > n:
                 refit = _solve(xtx, xty, n)
                 refit_factor, refit_bits = _scale_factor(sample, refit, n)
-                refit = (refit, refit_factor)
+                v = _solve_log_scales(sample, refit, n)
+                scaled_factor, scaled_bits = _scale_factor(sample, refit, n, v)
+                refit = (refit, refit_factor, v, scaled_factor)
                 gain += (bits - refit_bits) * observer.every * 2  # the sample stands for the image
+                scale_gain += (refit_bits - scaled_bits) * observer.every * 2
             keys.append((n, (w, factor), refit))
-        hidden = [r[0][n:] for n, _, r in keys if r]
-        use = bool(hidden) and gain >= HIDDEN_MARGIN * 8 * len(base64.b64encode(bytes(len(hidden) * self.net.width)))
-        fit, factors = [], []  # on a small image the hidden terms do not pay for their header
-        for n, plain, refit in keys:
-            w, factor = refit if use and refit else plain
+        header_bits = 8 * len(base64.b64encode(bytes(HIDDEN_STAGES * 3 * self.net.width)))
+        use = hidden and gain >= HIDDEN_MARGIN * header_bits  # on a small image they do not pay for their header
+        use_scale = use and scale_gain >= HIDDEN_MARGIN * header_bits
+        fit, factors, means, scales = [], [], [], []
+        for n, (w, factor), refit in keys:
+            if use and refit:
+                w, factor, v, scaled_factor = refit
+                means.append(w[n:])
+                if use_scale:
+                    factor = scaled_factor
+                    scales.append(v)
             fit += [int(b) for b in w[:n]]
             factors.append(factor)
-        return fit, factors, np.stack(hidden) if use else None
+        return fit, factors, np.stack(means) if use else None, np.stack(scales) if use_scale else None
 
     # --- distributions and values, shared by both directions ------------------------------
     def _padded(self, th: int, tw: int) -> tuple[int, int]:
@@ -465,6 +488,7 @@ class ImageFit:
     terms: list[list[int]]
     scales: list[int] | None = None
     hidden: torch.Tensor | None = None  # "fit_hidden", (HIDDEN_STAGES * 3, width)
+    hidden_scale: torch.Tensor | None = None  # "fit_hidden_scale", the same shape
 
 
 class _Observer:
@@ -507,14 +531,46 @@ def _solve(xtx: np.ndarray, xty: np.ndarray, n: int) -> np.ndarray:
                            np.clip(np.round(solution[n:] * HIDDEN_UNIT), -HIDDEN_LIMIT, HIDDEN_LIMIT)])
 
 
-def _scale_factor(sample: list, w: np.ndarray, n: int) -> tuple[int, float]:
+def _moved(sample: list, w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A (stage, colour)'s sample: its symbols, means moved by the fit `w` (`_solve`), scales and
+    hidden layer (n: the fit's terms before the hidden ones)."""
+    symbols, means, scales, regressors = (np.concatenate(a) for a in zip(*sample))
+    means = means + (regressors[:, :n] @ w[:n] / BIAS_UNIT + regressors[:, n:len(w)] @ w[n:] / HIDDEN_UNIT) * scales
+    return symbols, means, scales, regressors[:, n:]
+
+
+def _solve_log_scales(sample: list, w: np.ndarray, n: int) -> np.ndarray:
+    """The "fit_hidden_scale" integers of a (stage, colour): the multiples of its hidden layer
+    (and a constant, left to "fit_scale") on the log-scales that code its sample in the fewest
+    bits under the means moved by `w`, by L-BFGS, ridge HIDDEN_SCALE_RIDGE."""
+    from .net import laplace_logp
+
+    if not sample:
+        return np.zeros(len(w) - n)
+    symbols, means, scales, hidden = (torch.from_numpy(a) for a in _moved(sample, w, n))
+    z = torch.cat([torch.ones(len(symbols), 1, dtype=torch.float64), hidden], 1)
+    v = torch.zeros(z.shape[1], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([v], max_iter=20, line_search_fn="strong_wolfe")
+
+    def loss():
+        opt.zero_grad()
+        value = -laplace_logp(symbols, means, scales * torch.exp(z @ v)).sum() + HIDDEN_SCALE_RIDGE * v[1:].square().sum()
+        value.backward()
+        return value
+
+    opt.step(loss)
+    return np.clip(np.round(v.detach().numpy()[1:] * HIDDEN_SCALE_UNIT), -HIDDEN_LIMIT, HIDDEN_LIMIT)
+
+
+def _scale_factor(sample: list, w: np.ndarray, n: int, v: np.ndarray | None = None) -> tuple[int, float]:
     """The factor of SCALE_CHOICES that codes the `sample` of a (stage, colour)'s sub-pixels in
-    the fewest bits under the means moved by the fit `w` (`_solve`), and those bits."""
+    the fewest bits under the means moved by the fit `w` (`_solve`) and the log-scales by `v`
+    (`_solve_log_scales`), and those bits."""
     if not sample:
         return BIAS_UNIT, 0.0
-    symbols, means, scales, regressors = (np.concatenate(a) for a in zip(*sample))
-    regressors = regressors[:, : len(w)]
-    means = means + (regressors[:, :n] @ w[:n] / BIAS_UNIT + regressors[:, n:] @ w[n:] / HIDDEN_UNIT) * scales
+    symbols, means, scales, hidden = _moved(sample, w, n)
+    if v is not None:
+        scales = scales * np.exp(hidden @ v / HIDDEN_SCALE_UNIT)
     bits = [DiscretizedLaplace(means, scales * f / BIAS_UNIT, 0, 255).bits(symbols).sum() for f in SCALE_CHOICES]
     best = int(np.argmin(bits))
     return SCALE_CHOICES[best], float(bits[best])
