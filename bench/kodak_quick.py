@@ -4,6 +4,10 @@ and Pillow JPEG 4:2:0 at its usual nine, all 24 images, PSNR BD-rates against JP
 files in one process.
 
     python bench/kodak_quick.py [CODEC ...]   ->  bench/results/kodak_lossy_quick.md / .csv
+    python bench/kodak_quick.py --print-only CODEC CANDIDATE   (writes nothing: a candidate's check)
+
+With two codecs or more it also gives each one's BD-rate against the first, over the rates
+both reach.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ QUALITIES = (1, 25, 50, 75, 100)
 JPEG = (5, 10, 20, 30, 50, 70, 80, 90, 95)
 
 
-def main(names: list[str]) -> None:
+def main(names: list[str], write: bool = True) -> None:
     paths = sorted(KODAK.glob("kodim*.png"))
     codecs = {n: neurocodec.load_codec(n) for n in names}
     rows = []
@@ -40,7 +44,8 @@ def main(names: list[str]) -> None:
             rows.append((p.name, "jpeg", q, 8 * len(blob) / px, psnr(x, y), 0.0, 0.0))
         print(p.name, flush=True)
     lines = ["image,codec,quality,bpp,psnr,encode_s,decode_s", *(",".join(map(str, r)) for r in rows)]
-    Path("bench/results/kodak_lossy_quick.csv").write_text("\n".join(lines) + "\n")
+    if write:
+        Path("bench/results/kodak_lossy_quick.csv").write_text("\n".join(lines) + "\n")
     curve = lambda n, qs: [(np.mean([r[3] for r in rows if r[1] == n and r[2] == q]),  # noqa: E731
                             np.mean([r[4] for r in rows if r[1] == n and r[2] == q])) for q in qs]
     anchor = curve("jpeg", JPEG)
@@ -58,7 +63,14 @@ def main(names: list[str]) -> None:
     for n in names:
         c = curve(n, QUALITIES)
         out.append(f"| {n} | {bd_rate([a for a, _ in anchor], [b for _, b in anchor], [a for a, _ in c], [b for _, b in c]):+.1f} % |")
-    Path("bench/results/kodak_lossy_quick.md").write_text("\n".join(out) + "\n")
+    if len(names) > 1:
+        first = curve(names[0], QUALITIES)
+        out += ["", f"| codec | BD-rate vs {names[0]} |", "|---|---:|"]
+        for n in names[1:]:
+            c = curve(n, QUALITIES)
+            out.append(f"| {n} | {bd_rate([a for a, _ in first], [b for _, b in first], [a for a, _ in c], [b for _, b in c]):+.1f} % |")
+    if write:
+        Path("bench/results/kodak_lossy_quick.md").write_text("\n".join(out) + "\n")
     print("\n".join(out))
 
 
@@ -73,4 +85,5 @@ def _jpeg(x: np.ndarray, q: int):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or ["context", "hyperprior"])
+    args = [a for a in sys.argv[1:] if a != "--print-only"]
+    main(args or ["context", "hyperprior"], write="--print-only" not in sys.argv[1:])
