@@ -106,7 +106,6 @@ FIT_SAMPLES = 150_000  # at most about this many sub-pixels of the analysis pass
 # holds 3/4 of the pixels and most of the gain; the coarser stages would cost more header than
 # they save.
 HIDDEN_STAGES, HIDDEN_UNIT, HIDDEN_LIMIT, HIDDEN_RIDGE = 3, 32, 127, 30.0
-HIDDEN_DTYPE = np.int8
 HIDDEN_MARGIN = 1.25  # written only when the analysis expects them to save this many times their header's bits
 # Header "fit_hidden_scale": the same for the log-scales, which move by sum_j v_j h_j /
 # HIDDEN_SCALE_UNIT (nats, h in natural units) before the calibration; fitted by the encoder
@@ -121,7 +120,7 @@ class BitsBackConfig:
     chunk_pixels: int = 1 << 21
     adapt: int = 1  # calibrate the pixels' scales to the tile as it is coded (header "adapt": 1; 2: in bands, with the means, as 57fdce3 wrote)
     fit: bool = True  # fit each (stage, colour)'s means and scales to the image (header "fit", "fit_scale": `image_fit`)
-    fit_hidden: bool = True  # with the fit, refit the finest stages' means on their hidden layer (header "fit_hidden")
+    fit_hidden: bool = True  # with the fit, refit the finest stages' means and log-scales on their hidden layer where it pays (headers "fit_hidden", "fit_hidden_scale")
     mean_first: bool = False  # a chunk's first tile borrows no bits (`mean_tile_step`, header "mean_first": 1)
 
 
@@ -159,7 +158,7 @@ class BitsBackCodec(LikelihoodCodec):
             params["fit"], params["fit_scale"], hidden, hidden_scale = self.image_fit(x, params["adapt"], self.fit_hidden)
             for key, v in (("fit_hidden", hidden), ("fit_hidden_scale", hidden_scale)):
                 if v is not None:
-                    params[key] = base64.b64encode(v.astype(HIDDEN_DTYPE).tobytes()).decode("ascii")
+                    params[key] = base64.b64encode(v.astype(np.int8).tobytes()).decode("ascii")
         return params
 
     def check_params(self, params: dict) -> dict:
@@ -187,7 +186,7 @@ class BitsBackCodec(LikelihoodCodec):
             raw = base64.b64decode(text, validate=True) if isinstance(text, str) else b""
         except (binascii.Error, ValueError):
             raw = b""
-        v = np.frombuffer(raw[: len(raw) // np.dtype(HIDDEN_DTYPE).itemsize * np.dtype(HIDDEN_DTYPE).itemsize], dtype=HIDDEN_DTYPE)
+        v = np.frombuffer(raw, dtype=np.int8)
         if not params.get("fit") or v.size != size or (v < -HIDDEN_LIMIT).any():
             raise FormatError(f"corrupted .ncd file: invalid '{self.name}' parameters")
         return torch.from_numpy(v.astype(np.float64)).reshape(HIDDEN_STAGES * 3, self.net.width)
@@ -279,7 +278,8 @@ class BitsBackCodec(LikelihoodCodec):
         2: in bands, the means too); with a `fit`, each (stage, colour)'s means moved by so many
         1/BIAS_UNIT of their scale, a constant and multiples of the signed errors of the colours
         before at the pixel (and, "fit_hidden", multiples of the finest stages' hidden layer), and
-        its scales multiplied by a factor. One `io.code` per (stage, colour) in that order, but
+        its scales multiplied by a factor (after their log-scales moved by multiples of the
+        hidden layer too, "fit_hidden_scale"). One `io.code` per (stage, colour) in that order, but
         for "adapt": 2. An `observer` (`image_fit`) is shown each stage's hidden layer."""
         net, (ph, pw) = self.net, self._padded(th, tw)
         mask = torch.zeros(1, 1, ph, pw, dtype=torch.bool)
@@ -345,13 +345,16 @@ class BitsBackCodec(LikelihoodCodec):
                 errors.append(e)
         return sym[0, :, :th, :tw].permute(1, 2, 0).to(torch.uint8).numpy()
 
-    def image_fit(self, x: np.ndarray, adapt: int, hidden: bool = False) -> tuple[list[int], list[int], np.ndarray | None]:
-        """The header's "fit", "fit_scale" and (with `hidden`) "fit_hidden". For each (stage,
-        colour c): the least-squares fit of its signed errors (x - mean) / scale over the image
-        by a constant and the signed errors of the colours before it at the pixel, in
-        1/BIAS_UNIT (on the finest stages, with `hidden`, jointly with their hidden layer's
-        channels, in 1/HIDDEN_UNIT); then, under the means so moved, the factor of
-        SCALE_CHOICES on its scales that codes a sample of its sub-pixels in the fewest bits.
+    def image_fit(self, x: np.ndarray, adapt: int, hidden: bool = False
+                  ) -> tuple[list[int], list[int], np.ndarray | None, np.ndarray | None]:
+        """The header's "fit", "fit_scale" and (with `hidden`, where they pay) "fit_hidden" and
+        "fit_hidden_scale". For each (stage, colour c): the least-squares fit of its signed
+        errors (x - mean) / scale over the image by a constant and the signed errors of the
+        colours before it at the pixel, in 1/BIAS_UNIT (on the finest stages, with `hidden`,
+        jointly with their hidden layer's channels, in 1/HIDDEN_UNIT, and then the log-scales'
+        multiples of them, `_solve_log_scales`); then, under the means and log-scales so moved,
+        the factor of SCALE_CHOICES on its scales that codes a sample of its sub-pixels in the
+        fewest bits.
         From one pass of the likelihood without coding over half the tiles (a checkerboard:
         the fit is the image's; the constant alone on kodim01-04, 2.9786 bpsp against 2.9800
         from every tile, at 1.54 s against 2.05 s encode), the latents at the posterior's means
@@ -380,7 +383,7 @@ class BitsBackCodec(LikelihoodCodec):
                 v = _solve_log_scales(sample, refit, n)
                 scaled_factor, scaled_bits = _scale_factor(sample, refit, n, v)
                 refit = (refit, refit_factor, v, scaled_factor)
-                gain += (bits - refit_bits) * observer.every * 2  # the sample stands for the image
+                gain += (bits - refit_bits) * observer.every * 2  # the sample stands for the image (half its tiles)
                 scale_gain += (refit_bits - scaled_bits) * observer.every * 2
             keys.append((n, (w, factor), refit))
         header_bits = 8 * len(base64.b64encode(bytes(HIDDEN_STAGES * 3 * self.net.width)))
