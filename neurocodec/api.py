@@ -85,12 +85,14 @@ def picks_per_input(codec: Any, lossless: bool) -> bool:
 
 
 def _smallest(obj: Any, modality: str, quality: int | None, name: str, effort: int) -> bytes:
-    """The smallest of the files that the lossless codecs `effort` affords write for `obj`."""
+    """The smallest of the files that the lossless codecs `effort` affords write for `obj`,
+    each at the highest of its own effort levels up to `effort`."""
     from . import registry
 
     if quality is not None:
         raise InputError("codec 'auto' is lossless and takes no quality")
-    return min((load_codec(n).encode(obj, name=name) for n in registry.auto_candidates(modality, effort)), key=len)
+    codecs = [load_codec(n) for n in registry.auto_candidates(modality, effort)]
+    return min((c.encode(obj, name=name, effort=max(e for e in c.efforts if e <= effort)) for c in codecs), key=len)
 
 
 def choose_codec(modality: str, codec: str | Codec | None = None, lossless: bool = False) -> Codec:

@@ -389,7 +389,7 @@ def main() -> None:
 @click.option("--lossless", is_flag=True, help="lossless, as -c auto unless a codec is named")
 @click.option("-e", "--effort", type=click.IntRange(0, 9), default=0, show_default=True,
               help="encoder-side search, as cjxl -e: higher encodes slower and smaller at the same quality, "
-              "decodes the same (context, hyperprior: 0-3; auto: 0-1; a codec without a level refuses it)")
+              "decodes the same (context, hyperprior: 0-4; bitsback, auto: 0-1; a codec without a level refuses it)")
 @click.option("-o", "--output", help="output file ('-' for standard output)")
 @click.option("--output-dir", type=click.Path(file_okay=False), help="write outputs into this folder")
 @click.option("-f", "--force", is_flag=True, help="overwrite existing outputs")

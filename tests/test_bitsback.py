@@ -161,6 +161,9 @@ def test_an_image_of_many_tiles_is_cut_into_two_chunks_decoded_side_by_side(code
     finally:
         torch.set_num_threads(threads)
     assert len(container.unpack(tiled.encode(photo23[:96, :128])).chunks) == 1  # 12 tiles: one chunk
+    whole = tiled.encode(photo23, effort=1)  # effort 1: all 48 on one stack, the initial bits paid once
+    assert len(container.unpack(whole).chunks) == 1 and len(whole) < len(blob)
+    assert np.array_equal(tiled.decode(whole), photo23)
 
 
 @pytest.mark.parametrize("refit", [False, True])

@@ -178,9 +178,9 @@ class LikelihoodCodec(Codec):
     # --- coding --------------------------------------------------------------------------
     def encode_chunks(self, x: Any, quality: int | None, effort: int = 0) -> tuple[dict, list[bytes]]:
         arr = _as_array(x)
+        self.effort = effort  # read by an encoder-side search (and `params`); the decoder never sees it
         params = self.params(arr, quality)
         check = _symbols_check(self)
-        self.effort = effort  # read by an encoder-side search; the decoder never sees it
 
         def code(part):
             chunk = self.encode_part([arr[r] for r in part], params, **({"digest": True} if check else {}))

@@ -80,7 +80,9 @@ PIXELS_PER_CHUNK_BYTE = 1 << 7
 # chunk keeps one core busy. The encoder cuts an image of at least 2 x SIDE_BY_SIDE_TILES
 # tiles into at least two chunks, which two threads code side by side, each chunk paying its
 # own initial bits: +0.3 % on kodim23, 01, 13 and 05 in two chunks of 12 tiles (3.3972 ->
-# 3.4074 bpsp, the weights before), for about half the decode time on two cores.
+# 3.4074 bpsp, the weights before), for about half the decode time on two cores. At effort 1
+# the encoder keeps them on one stack (one chunk of up to `chunk_pixels`): smaller, decoded on
+# one core.
 SIDE_BY_SIDE_TILES = 8
 # With "adapt": 2 a stage's pixels are coded in bands of rows, each under means moved by the
 # signed errors of the bands before it (`MeanCalibration`): the pixels of a stage depend only on
@@ -132,6 +134,7 @@ class BitsBackCodec(LikelihoodCodec):
 
     coder = "ans"
     samples_per_chunk_byte = PIXELS_PER_CHUNK_BYTE
+    efforts = (0, 1)  # 1: an image's tiles on one stack, paying the initial bits once
 
     def __init__(self, config: dict, weights: dict[str, torch.Tensor], weights_digest: bytes):
         super().__init__(config["name"], config=config, weights_digest=weights_digest)
@@ -150,7 +153,7 @@ class BitsBackCodec(LikelihoodCodec):
     def params(self, x, quality) -> dict:
         tiles = _tile_count(x.shape, self.tile)
         per_chunk = max(1, self.chunk_pixels // self.tile**2)
-        if tiles >= 2 * SIDE_BY_SIDE_TILES:
+        if tiles >= 2 * SIDE_BY_SIDE_TILES and not self.effort:
             per_chunk = min(per_chunk, -(-tiles // 2))
         params = {"tile": self.tile, "tiles_per_chunk": per_chunk, "adapt": int(self.adapt),
                   "mean_first": int(self.mean_first)}
