@@ -365,15 +365,16 @@ class BitsBackCodec(LikelihoodCodec):
         stages = len(self.net.stages)
         observer = _Observer(stages, every=max(1, x.size // (2 * FIT_SAMPLES)),
                              hidden_from=stages - HIDDEN_STAGES if hidden else stages)
+        grid = tile_grid(x.shape[0], x.shape[1], self.tile)
+        analysed = [(r, c, h, w) for r, c, h, w in grid if not (r + c) // self.tile % 2]  # a checkerboard of tiles
         with exact.exact_mode():
-            for r, c, h, w in tile_grid(x.shape[0], x.shape[1], self.tile):
-                if (r + c) // self.tile % 2:  # half the tiles, a checkerboard of them
-                    continue
+            for r, c, h, w in analysed:
                 tile, (ph, pw) = x[r : r + h, c : c + w], self._padded(h, w)
                 z1 = self._z_index(self.net.posterior1(self._fixed(tile, ph, pw)[1])[0])
                 observer.call = 0
                 self._pixels(observer, self.net.features(self._z_fixed(z1)), h, w, tile, min(adapt, 1),
                              observer=observer)
+        share = x.shape[0] * x.shape[1] / sum(h * w for _, _, h, w in analysed)  # the sample stands for the image
         keys, gain, scale_gain = [], 0.0, 0.0  # per (stage, colour): n, (fit, factor), with the hidden terms
         for i, ((xtx, xty), sample) in enumerate(zip(observer.sums, observer.samples)):
             n = i % 3 + 1  # the constant and the colours before
@@ -386,8 +387,8 @@ class BitsBackCodec(LikelihoodCodec):
                 v = _solve_log_scales(sample, refit, n)
                 scaled_factor, scaled_bits = _scale_factor(sample, refit, n, v)
                 refit = (refit, refit_factor, v, scaled_factor)
-                gain += (bits - refit_bits) * observer.every * 2  # the sample stands for the image (half its tiles)
-                scale_gain += (refit_bits - scaled_bits) * observer.every * 2
+                gain += (bits - refit_bits) * observer.every * share
+                scale_gain += (refit_bits - scaled_bits) * observer.every * share
             keys.append((n, (w, factor), refit))
         header_bits = 8 * len(base64.b64encode(bytes(HIDDEN_STAGES * 3 * self.net.width)))
         use = hidden and gain >= HIDDEN_MARGIN * header_bits  # on a small image they do not pay for their header
