@@ -781,7 +781,7 @@ def codecs() -> None:
 @main.command()
 @click.argument("folder", required=False, type=click.Path(exists=True, file_okay=False))
 @click.option("--codecs", "names", default=None,
-              help="comma-separated shipped codecs and baselines [images: every shipped lossy image codec,jpeg,webp,avif,jxl; "
+              help="comma-separated shipped codecs (NAME@E: at encoder effort E) and baselines [images: every shipped lossy image codec,jpeg,webp,avif,jxl; "
               "--lossless: every shipped lossless image codec,png,webp-lossless,jpeg2000,jxl-lossless-e7,jxl-lossless; "
               "text: text,gzip,bzip2,xz,zstd,brotli]")
 @click.option("--lossless", is_flag=True, help="images: compare the lossless codecs (default set above)")

@@ -153,3 +153,16 @@ def test_text_benchmark_writes_real_sizes(tmp_path):
     learned = next(r for r in rows if r["codec"] == "text")
     assert float(learned["bpb"]) < float(gz["bpb"])
     assert "| text |" in summary
+
+
+def test_a_codec_at_an_effort_is_benchmarked_under_its_own_name():
+    """`--codecs bitsback@1`: the shipped codec encoding at effort 1, a row of its own."""
+    from neurocodec.bench.command import resolve
+    from neurocodec.errors import InputError
+
+    at = resolve("bitsback@1")
+    (row,) = images.run([CROP], [at], progress=False)
+    assert row["codec"] == "bitsback@1" and row["exact"]
+    for bad in ("bitsback@2", "bitsback@x", "png@1", "nosuch@1"):
+        with pytest.raises(InputError):
+            resolve(bad)

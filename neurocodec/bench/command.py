@@ -14,9 +14,15 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".bmp", ".tif", ".tiff", ".we
 
 
 def resolve(name: str):
-    """A shipped codec by name, else a classic baseline."""
+    """A shipped codec by name ("NAME@E": encoding at effort E), else a classic baseline."""
     from ..registry import available_codecs, load_codec
 
+    base, at, effort = name.partition("@")
+    if at and base in available_codecs():
+        codec = load_codec(base)
+        if not effort.isdigit() or int(effort) not in codec.efforts:
+            raise InputError(f"codec '{base}' takes effort {', '.join(map(str, codec.efforts))}, got '{effort}'")
+        return AtEffort(codec, int(effort))
     if name in available_codecs():
         return load_codec(name)
     if name in baselines.BASELINES:
@@ -25,6 +31,20 @@ def resolve(name: str):
         return text.TEXT_BASELINES[name]()
     known = ", ".join(available_codecs() + sorted(baselines.BASELINES) + sorted(text.TEXT_BASELINES))
     raise InputError(f"unknown codec '{name}' (known: {known})")
+
+
+class AtEffort:
+    """A shipped codec that encodes at a fixed effort, benchmarked under the name "NAME@E" (so
+    one table compares a codec's levels side by side)."""
+
+    def __init__(self, codec, effort: int):
+        self.codec, self.effort, self.name = codec, effort, f"{codec.name}@{effort}"
+
+    def encode(self, x, quality=None):
+        return self.codec.encode(x, quality=quality, effort=self.effort)
+
+    def __getattr__(self, attr):  # decode, lossless, bench_qualities, ... are the codec's
+        return getattr(self.codec, attr)
 
 
 def _visible_files(folder: Path) -> list[Path]:
