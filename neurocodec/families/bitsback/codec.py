@@ -378,6 +378,7 @@ class BitsBackCodec(LikelihoodCodec):
         keys, gain, scale_gain = [], 0.0, 0.0  # per (stage, colour): n, (fit, factor), with the hidden terms
         for i, ((xtx, xty), sample) in enumerate(zip(observer.sums, observer.samples)):
             n = i % 3 + 1  # the constant and the colours before
+            sample = tuple(np.concatenate(a) for a in zip(*sample)) if sample else None  # once, for every use below
             w = _solve(xtx[:n, :n], xty[:n], n)
             factor, bits = _scale_factor(sample, w, n)
             refit = None
@@ -545,15 +546,15 @@ def _solve(xtx: np.ndarray, xty: np.ndarray, n: int) -> np.ndarray:
                            np.clip(np.round(solution[n:] * HIDDEN_UNIT), -HIDDEN_LIMIT, HIDDEN_LIMIT)])
 
 
-def _moved(sample: list, w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A (stage, colour)'s sample: its symbols, means moved by the fit `w` (`_solve`), scales and
-    hidden layer (n: the fit's terms before the hidden ones)."""
-    symbols, means, scales, regressors = (np.concatenate(a) for a in zip(*sample))
+def _moved(sample: tuple, w: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A (stage, colour)'s sample (symbols, means, scales, regressors): its symbols, means moved
+    by the fit `w` (`_solve`), scales and hidden layer (n: the fit's terms before the hidden ones)."""
+    symbols, means, scales, regressors = sample
     means = means + (regressors[:, :n] @ w[:n] / BIAS_UNIT + regressors[:, n:len(w)] @ w[n:] / HIDDEN_UNIT) * scales
     return symbols, means, scales, regressors[:, n:]
 
 
-def _solve_log_scales(sample: list, w: np.ndarray, n: int) -> np.ndarray:
+def _solve_log_scales(sample: tuple | None, w: np.ndarray, n: int) -> np.ndarray:
     """The "fit_hidden_scale" integers of a (stage, colour): the multiples of its hidden layer
     (and a constant, left to "fit_scale") on the log-scales that code its sample in the fewest
     bits under the means moved by `w`, by L-BFGS, ridge HIDDEN_SCALE_RIDGE."""
@@ -576,7 +577,7 @@ def _solve_log_scales(sample: list, w: np.ndarray, n: int) -> np.ndarray:
     return np.clip(np.round(v.detach().numpy()[1:] * HIDDEN_SCALE_UNIT), -HIDDEN_LIMIT, HIDDEN_LIMIT)
 
 
-def _scale_factor(sample: list, w: np.ndarray, n: int, v: np.ndarray | None = None) -> tuple[int, float]:
+def _scale_factor(sample: tuple | None, w: np.ndarray, n: int, v: np.ndarray | None = None) -> tuple[int, float]:
     """The factor of SCALE_CHOICES that codes the `sample` of a (stage, colour)'s sub-pixels in
     the fewest bits under the means moved by the fit `w` (`_solve`) and the log-scales by `v`
     (`_solve_log_scales`), and those bits."""
