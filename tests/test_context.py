@@ -102,3 +102,29 @@ def test_a_bottom_level_below_0_extrapolates_the_gains_to_lower_rates(photo):
         assert codec.decode(blob).shape == photo.shape
         sizes.append(len(blob))
     assert sizes[1] < 0.75 * sizes[0]
+
+
+def test_device_encode_script_round_trips(tmp_path, photo):
+    """scripts/gpu_determinism.py, as the GPU machine will run it (here on the CPU, with the
+    search of effort 1): its tar decodes on the CPU to the encoder's symbols, and the report
+    gives the rate-distortion summary with its BD-rates."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(photo[:64, :64]).save(images / "crop.png")
+    script = Path(__file__).parents[1] / "scripts" / "gpu_determinism.py"
+    run = lambda *a: subprocess.run([sys.executable, str(script), *a], capture_output=True, text=True, timeout=600)  # noqa: E731
+    enc = run("encode", "--device", "cpu", "--images", str(images), "--effort", "1", "--qualities", "10,40,70,100",
+              "--threads", "1", "--out", str(tmp_path / "e1.tar"))
+    assert enc.returncode == 0, enc.stderr[-2000:]
+    assert "1 of 1 images at all 4 qualities" in enc.stdout
+    chk = run("check", str(tmp_path / "e1.tar"), "--images", str(images), "--write", str(tmp_path / "report.md"))
+    assert chk.returncode == 0, chk.stderr[-2000:]
+    report = (tmp_path / "report.md").read_text()
+    assert "4 of 4 GPU-encoded files decode on the CPU" in report
+    assert "BD-rate against effort 0" in report and "BD-rate (PSNR) against Pillow JPEG" in report
