@@ -2,30 +2,38 @@
 with independent tiles (how files without `overlap` decode) and with overlapping analysis and
 synthesis (what the codec writes now), beside the original.
 
-    python bench/seams.py   ->  bench/results/seams_4096.png, bench/results/seams_4096.md
+    python bench/seams.py [CODEC]   ->  bench/results/seams_4096.png, bench/results/seams_4096.md
 
-The 4096x2731 image is Kodak's kodim23 enlarged (Lanczos); tiles are 1024 px.
+CODEC is the default lossy codec unless named (`context`, `hyperprior`: the families that tile
+with overlap). The 4096x2731 image is Kodak's kodim23 enlarged (Lanczos); tiles are 1024 px.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 import neurocodec
-from neurocodec.families.hyperprior.codec import HyperpriorCodec
 
 OUT = Path("bench/results")
 CROP = 192  # pixels on each side of the tile corner at (1024, 1024)
 
 
-class IndependentTiles(HyperpriorCodec):
-    """The same weights, each tile analysed and synthesized alone (the files of before)."""
+def independent_tiles(codec):
+    """The same codec, each tile analysed and synthesized alone (the files of before)."""
+    from safetensors.torch import load_file
 
-    def params(self, x, quality):
-        return {"quality": quality, "tile": self.tile}
+    from neurocodec import registry
+
+    class IndependentTiles(type(codec)):
+        def params(self, x, quality):
+            return {"quality": quality, "tile": self.tile}
+
+    weights = load_file(str(registry.codec_folder(codec.name) / registry.WEIGHTS))
+    return IndependentTiles(codec.config, weights, codec.weights_digest)
 
 
 def border_step(img: np.ndarray, at: int = 1024) -> float:
@@ -37,18 +45,12 @@ def border_step(img: np.ndarray, at: int = 1024) -> float:
     return border / inner
 
 
-def main() -> None:
+def main(name: str) -> None:
     src = Image.open(Path("../shared/data/images/kodak/kodim23.png")).convert("RGB")
     x = np.asarray(src.resize((4096, 2731), Image.LANCZOS))
-    shipped = neurocodec.load_codec("hyperprior")
+    shipped = neurocodec.load_codec(name)
     rows, crops = [], [x]
-    from safetensors.torch import load_file
-
-    from neurocodec import registry
-
-    weights = load_file(str(registry.codec_folder("hyperprior") / registry.WEIGHTS))
-    for label, codec in (("independent tiles", IndependentTiles(shipped.config, weights, shipped.weights_digest)),
-                         ("overlapping tiles (shipped)", shipped)):
+    for label, codec in (("independent tiles", independent_tiles(shipped)), ("overlapping tiles (shipped)", shipped)):
         blob = codec.encode(x, quality=50)
         y = codec.decode(blob)
         mse = np.mean((y.astype(float) - x) ** 2)
@@ -60,9 +62,9 @@ def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     Image.fromarray(strip).save(OUT / "seams_4096.png")
     text = [
-        "# Tile borders on a 4096-px image (hyperprior, quality 50)",
+        f"# Tile borders on a 4096-px image ({name}, quality 50)",
         "",
-        "`python bench/seams.py`: kodim23 enlarged to 4096x2731 (Lanczos), 1024-px tiles. "
+        f"`python bench/seams.py {name}`: weights {shipped.weights_digest.hex()[:12]}, kodim23 enlarged to 4096x2731 (Lanczos), 1024-px tiles. "
         "`seams_4096.png` shows a 384-px crop around the tile corner at (1024, 1024): original, "
         "independent tiles, overlapping tiles.",
         "",
@@ -77,4 +79,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from neurocodec import registry
+
+    main(sys.argv[1] if len(sys.argv) > 1 else registry.default_codec("image", False))

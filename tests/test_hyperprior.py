@@ -197,3 +197,22 @@ def test_tiles_overlap_and_files_without_overlap_still_decode(hyperprior, photo)
         return d[127] / np.delete(d, 127).mean()
 
     assert step(a) < step(b)
+
+
+def test_overlapping_tiles_keep_the_image_edges(hyperprior, photo_odd):
+    """The last rows and columns of an image whose sides are not multiples of 64 are
+    synthesized from the latents of their tile's padding, as a tile alone would be: cut at the
+    image's edge, they decoded 1-3 dB below independent tiles (on 4096-px photos, 23 dB)."""
+    from neurocodec.families.hyperprior.codec import HyperpriorCodec
+
+    class Independent(HyperpriorCodec):
+        def params(self, x, quality):
+            return {"quality": quality, "tile": self.tile}
+
+    x = photo_odd  # 152 x 200: the last tiles are 24 and 72 pixels, padded to 64 and 128
+    seamless = type(hyperprior)(hyperprior.config | {"tile": 128}, _weights(), hyperprior.weights_digest)
+    old = Independent(hyperprior.config | {"tile": 128}, _weights(), hyperprior.weights_digest)
+    a, b = (hyperprior.decode(c.encode(x, quality=50)) for c in (seamless, old))
+    assert psnr(a, x) >= psnr(b, x) - 0.1
+    assert psnr(a[-4:], x[-4:]) > psnr(b[-4:], x[-4:]) - 0.5
+    assert psnr(a[:, -4:], x[:, -4:]) > psnr(b[:, -4:], x[:, -4:]) - 0.5

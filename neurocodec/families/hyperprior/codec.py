@@ -225,7 +225,10 @@ class HyperpriorCodec(LikelihoodCodec):
         y = torch.zeros(1, latents[0].shape[1], -(-height // 64) * 4 + tile // 16, -(-width // 64) * 4 + tile // 16)
         for (r, c, _, _), lat in zip(grid, latents):
             y[:, :, r // 16 : r // 16 + lat.shape[2], c // 16 : c // 16 + lat.shape[3]] = lat
-        y = y[:, :, : -(-height // 16), : -(-width // 16)]
+        # every tile's latents, those of its padding to a multiple of 64 included: the image's
+        # last rows and columns are synthesized from them as a tile alone would be (cut at the
+        # image's edge, g_s padded with zeros there and the last 4 rows decoded at 23 dB)
+        y = y[:, :, : -(-height // 64) * 4, : -(-width // 64) * 4]
         out = np.empty((height, width, 3), dtype=np.uint8)
         m = overlap // 16
         for r, c, th, tw in grid:
