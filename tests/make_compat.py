@@ -59,7 +59,7 @@ def format_suffix(blob: bytes) -> str:
     bitsback's calibration to the image ("-adapt2": of the means too), "-bias", "-fit" and
     "-fitscale" for bitsback's means moved by the image's bias, by its fit, and its scales too, "-hidden" for its
     means refitted on the hidden layer ("-hiddenscale": its log-scales too), "-mean" for bitsback's first tiles without borrowed
-    bits, "-confirm" and "-match" for the text mixer's hash confirmation and match model,
+    bits, "-zbinN" for its latent bins of width 2**-N, "-confirm" and "-match" for the text mixer's hash confirmation and match model,
     "-learn" for text's output layer learning as it codes, "-v2" for the container's version 2
     (deflated headers). A fixture per format, so each stays covered."""
     params = neurocodec.container.unpack(blob).header.params
@@ -68,7 +68,7 @@ def format_suffix(blob: bytes) -> str:
         ("-bias" if "bias" in params else "") + ("-fit" if "fit" in params else "") + \
         ("scale" if "fit_scale" in params else "") + ("-hidden" if "fit_hidden" in params else "") + \
         ("scale" if "fit_hidden_scale" in params else "") + \
-        ("-mean" if params.get("mean_first") else "") + \
+        ("-mean" if params.get("mean_first") else "") + (f"-zbin{params['zbin']}" if "zbin" in params else "") + \
         ("-confirm" if context.get("confirm") else "") + ("-match" if context.get("match") else "") + \
         ("-learn" if params.get("learn") else "") + \
         ("-v2" if blob[8:10] == b"\x02\x00" else "")

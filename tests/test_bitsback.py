@@ -89,6 +89,28 @@ def test_initial_bits_are_paid_once_and_not_at_all_with_mean_first(small, small_
         assert np.array_equal(small.decode(b), photo23)  # the header says which
 
 
+def test_latent_bins_are_in_the_header(small, photo23):
+    """New files code the latents on bins of width 2**-2 (header "zbin"), which borrows fewer
+    initial bits than the 2**-5 of files without it; both decode, and a width the decoder does
+    not know is refused, a wrong one caught."""
+    fine = BitsBackCodec(small.config | {"zbin": 5, "fit": False}, _weights(), small.weights_digest)
+    coarse = BitsBackCodec(small.config | {"fit": False}, _weights(), small.weights_digest)
+    a, b = fine.encode(photo23), coarse.encode(photo23)
+    assert container.unpack(a).header.params["zbin"] == 5 and container.unpack(b).header.params["zbin"] == 2
+    seed = len(small.stack_seed({"tile": 64}))
+    borrowed = lambda blob: seed - int.from_bytes(container.unpack(blob).chunks[0][:4], "little")  # noqa: E731
+    assert borrowed(b) < 0.8 * borrowed(a)
+    assert len(b) < len(a)
+    box = container.unpack(a)
+    before = {k: v for k, v in box.header.params.items() if k != "zbin"}  # as files before the header key
+    for blob in (a, b, container.pack(dataclasses.replace(box.header, params=before), box.chunks, box.content_digest)):
+        assert np.array_equal(small.decode(blob), photo23)
+    for bad, error in ((9, FormatError), (-1, FormatError), ("2", FormatError), (3, (FormatError, IntegrityError))):
+        params = dict(box.header.params, zbin=bad)
+        with pytest.raises(error):
+            small.decode(container.pack(dataclasses.replace(box.header, params=params), box.chunks, box.content_digest))
+
+
 def test_several_chunks_round_trip(codec, photo23):
     many = BitsBackCodec(codec.config | {"tile": 64, "chunk_pixels": 2 * 64 * 64}, _weights(), codec.weights_digest)
     blob = many.encode(photo23[:100, :150])
