@@ -23,15 +23,10 @@ from PIL import Image
 
 import neurocodec
 from neurocodec.bench.baselines import get_baseline
-from neurocodec.bench.metrics import bd_rate
+from neurocodec.bench.metrics import bd_rate_points
 
 KODAK = Path("../shared/data/images/kodak")
 QUALITIES = (12, 38, 62, 88)
-
-
-def _bd(anchor: list[tuple[float, float]], test: list[tuple[float, float]]) -> float:
-    return bd_rate([r for r, _ in anchor], [q for _, q in anchor], [r for r, _ in test], [q for _, q in test])
-
 
 _warm: set[str] = set()  # the codecs a worker has run once
 
@@ -106,7 +101,7 @@ def main() -> None:
         seconds[effort] = float(np.mean([results[effort, q, i][2] for q in QUALITIES for i in range(len(crops))]))
     px = args.crop * args.crop / 1e6
     rows = [f"| {e} | {seconds[e]:.2f} | {seconds[e] / px:.1f} | "
-            f"{0.0 if e == 0 else _bd(curves[0], curves[e]):+.1f} % | {_bd(anchor, curves[e]):+.1f} % |" for e in efforts]
+            f"{0.0 if e == 0 else bd_rate_points(curves[0], curves[e]):+.1f} % | {bd_rate_points(anchor, curves[e]):+.1f} % |" for e in efforts]
     chosen = ("" if args.efforts is None else f" --efforts {args.efforts}") + (f" --jobs {args.jobs}" if args.jobs > 1 else "")
     text = [f"# {name}: encoder-side search (effort)", "",
             f"`python bench/effort.py --codec {name} --images {args.images} --crop {args.crop}{chosen}`: "

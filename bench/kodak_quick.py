@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 import neurocodec
-from neurocodec.bench.metrics import bd_rate, psnr
+from neurocodec.bench.metrics import bd_rate_points, psnr
 
 KODAK = Path("../shared/data/images/kodak")
 QUALITIES = (1, 25, 50, 75, 100)
@@ -49,7 +49,6 @@ def main(names: list[str], write: bool = True) -> None:
     curve = lambda n, qs: [(np.mean([r[3] for r in rows if r[1] == n and r[2] == q]),  # noqa: E731
                             np.mean([r[4] for r in rows if r[1] == n and r[2] == q])) for q in qs]
     anchor = curve("jpeg", JPEG)
-    bd = lambda a, c: bd_rate([r for r, _ in a], [q for _, q in a], [r for r, _ in c], [q for _, q in c])  # noqa: E731
     out = ["# Kodak, lossy, quick run", "",
            f"`python bench/kodak_quick.py {' '.join(names)}`: 24 images, real files, one process on the 2-core CPU "
            "(shared with other work: times are upper bounds). Qualities 1, 25, 50, 75, 100; JPEG (Pillow, 4:2:0) at "
@@ -62,12 +61,12 @@ def main(names: list[str], write: bool = True) -> None:
                        f"{np.mean([r[5] for r in rs]):.3f} | {np.mean([r[6] for r in rs]):.3f} |")
     out += ["", "| codec | BD-rate vs JPEG |", "|---|---:|"]
     for n in names:
-        out.append(f"| {n} | {bd(anchor, curve(n, QUALITIES)):+.1f} % |")
+        out.append(f"| {n} | {bd_rate_points(anchor, curve(n, QUALITIES)):+.1f} % |")
     if len(names) > 1:
         first = curve(names[0], QUALITIES)
         out += ["", f"| codec | BD-rate vs {names[0]} |", "|---|---:|"]
         for n in names[1:]:
-            out.append(f"| {n} | {bd(first, curve(n, QUALITIES)):+.1f} % |")
+            out.append(f"| {n} | {bd_rate_points(first, curve(n, QUALITIES)):+.1f} % |")
     if write:
         Path("bench/results/kodak_lossy_quick.md").write_text("\n".join(out) + "\n")
     print("\n".join(out))

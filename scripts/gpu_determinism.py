@@ -85,7 +85,8 @@ def encode(args) -> None:
             info = tarfile.TarInfo(name)
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
-            coded[name.split(".")[0]] = coded.get(name.split(".")[0], 0) + 1
+            stem = name.split(".")[0]
+            coded[stem] = coded.get(stem, 0) + 1
             print(f"{name}: {len(blob)} bytes, {seconds:.2f} s on {device} (effort {args.effort})", flush=True)
     whole = sum(n == len(qualities) for n in coded.values())
     print(f"{whole} of {len(paths)} images at all {len(qualities)} qualities in {args.out}")
@@ -98,10 +99,9 @@ def _encode_star(task):
 def check(args) -> None:
     import neurocodec
     from neurocodec import container
-    from neurocodec.bench.baselines import get_baseline
-    from neurocodec.bench.metrics import bd_rate, psnr
+    from neurocodec.bench.metrics import psnr
 
-    rows, failed, coded = [], 0, {}  # coded[(stem, effort)][quality] = (bpp, PSNR)
+    rows, failed, coded = [], 0, {}  # coded[(stem, effort, codec)][quality] = (bpp, PSNR)
     images = {}
     with tarfile.open(args.tar) as tar:
         for member in tar.getmembers():
@@ -119,23 +119,26 @@ def check(args) -> None:
                 rows.append(f"| {member.name} | {len(blob)} | FAILED: {e} | | |")
                 continue
             same = ("yes" if codec.encode(x, quality=q) == blob else "no") if effort == 0 else "not tried"
-            rows.append(f"| {member.name} | {len(blob)} | decoded, symbols digest verified | {same} | {psnr(x, y):.2f} |")
-            coded.setdefault((stem, effort, codec.name), {})[q] = (8 * len(blob) / (x.shape[0] * x.shape[1]), psnr(x, y))
+            quality = psnr(x, y)
+            rows.append(f"| {member.name} | {len(blob)} | decoded, symbols digest verified | {same} | {quality:.2f} |")
+            coded.setdefault((stem, effort, codec.name), {})[q] = (8 * len(blob) / (x.shape[0] * x.shape[1]), quality)
     out = ["| file | bytes | CPU decode | same bytes as a CPU encode | PSNR dB |", "|---|---:|---|---|---:|", *rows, "",
            f"{len(rows) - failed} of {len(rows)} GPU-encoded files decode on the CPU to the encoder's symbols", ""]
-    out += _summary(coded, images, get_baseline("jpeg"), bd_rate, psnr)
+    out += _summary(coded, images)
     print("\n".join(out))
     if args.write:
         Path(args.write).write_text("\n".join(out) + "\n")
     raise SystemExit(1 if failed else 0)
 
 
-def _summary(coded, images, jpeg, bd_rate, psnr) -> list[str]:
+def _summary(coded, images) -> list[str]:
     """Mean bpp and PSNR per quality over the images coded at every quality, with BD-rates
     against JPEG and against effort 0 encoded here, on those images."""
     import neurocodec
+    from neurocodec.bench.baselines import get_baseline
+    from neurocodec.bench.metrics import bd_rate_points, psnr
 
-    out = []
+    out, jpeg = [], get_baseline("jpeg")
     for effort, name in sorted({(e, n) for _, e, n in coded}):
         sets = {s: qs for (s, e, n), qs in coded.items() if (e, n) == (effort, name)}
         qualities = sorted(set.intersection(*(set(qs) for qs in sets.values())))
@@ -155,14 +158,13 @@ def _summary(coded, images, jpeg, bd_rate, psnr) -> list[str]:
                     blob = codec.encode(x, quality=q)
                     base.setdefault(q, []).append((8 * len(blob) / (x.shape[0] * x.shape[1]), psnr(x, codec.decode(blob))))
         mean = lambda points: [tuple(np.mean(points[q], axis=0)) for q in sorted(points)]  # noqa: E731
-        bd = lambda a, c: bd_rate([r for r, _ in a], [p for _, p in a], [r for r, _ in c], [p for _, p in c])  # noqa: E731
         out += [f"{name} at effort {effort}, {len(stems)} images ({stems[0]} .. {stems[-1]}), "
                 f"mean bpp and mean PSNR per quality:", "",
                 "| quality | bpp | PSNR dB |", "|---:|---:|---:|",
                 *(f"| {q} | {r:.4f} | {p:.2f} |" for q, (r, p) in zip(qualities, curve)), "",
-                f"BD-rate (PSNR) against Pillow JPEG 4:2:0 on these images: {bd(mean(anchor), curve):+.1f} %"]
+                f"BD-rate (PSNR) against Pillow JPEG 4:2:0 on these images: {bd_rate_points(mean(anchor), curve):+.1f} %"]
         if effort:
-            out.append(f"BD-rate against effort 0 (encoded here on the CPU, same images): {bd(mean(base), curve):+.1f} %")
+            out.append(f"BD-rate against effort 0 (encoded here on the CPU, same images): {bd_rate_points(mean(base), curve):+.1f} %")
         out.append("")
     return out
 

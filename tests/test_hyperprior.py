@@ -11,6 +11,7 @@ from PIL import Image
 import neurocodec
 from neurocodec import container
 from neurocodec.errors import CodecNotFound, FormatError, InputError, NeurocodecError, WeightsMismatch
+from neurocodec.families.hyperprior.codec import HyperpriorCodec
 
 
 @pytest.fixture(scope="module")
@@ -175,17 +176,18 @@ def test_effort_searches_the_latents_and_never_changes_the_decoder(name, photo):
         codec.encode(x, quality=50, effort=7)
 
 
+class _Independent(HyperpriorCodec):
+    """Each tile analysed and synthesized alone, as files before the overlap were written."""
+
+    def params(self, x, quality):
+        return {"quality": quality, "tile": self.tile}
+
+
 def test_tiles_overlap_and_files_without_overlap_still_decode(hyperprior, photo):
     """An image larger than a tile is analysed and synthesized in overlapping windows (the
     header says so); a file of independent tiles, as earlier versions wrote, decodes as before."""
-    from neurocodec.families.hyperprior.codec import HyperpriorCodec
-
-    class Independent(HyperpriorCodec):
-        def params(self, x, quality):
-            return {"quality": quality, "tile": self.tile}
-
     seamless = type(hyperprior)(hyperprior.config | {"tile": 128}, _weights(), hyperprior.weights_digest)
-    old = Independent(hyperprior.config | {"tile": 128}, _weights(), hyperprior.weights_digest)
+    old = _Independent(hyperprior.config | {"tile": 128}, _weights(), hyperprior.weights_digest)
     new_blob, old_blob = seamless.encode(photo, quality=50), old.encode(photo, quality=50)
     assert container.unpack(new_blob).header.params["overlap"] == 128
     assert "overlap" not in container.unpack(old_blob).header.params
@@ -203,15 +205,9 @@ def test_overlapping_tiles_keep_the_image_edges(hyperprior, photo_odd):
     """The last rows and columns of an image whose sides are not multiples of 64 are
     synthesized from the latents of their tile's padding, as a tile alone would be: cut at the
     image's edge, they decoded 1-3 dB below independent tiles (on 4096-px photos, 23 dB)."""
-    from neurocodec.families.hyperprior.codec import HyperpriorCodec
-
-    class Independent(HyperpriorCodec):
-        def params(self, x, quality):
-            return {"quality": quality, "tile": self.tile}
-
     x = photo_odd  # 152 x 200: the last tiles are 24 and 72 pixels, padded to 64 and 128
     seamless = type(hyperprior)(hyperprior.config | {"tile": 128}, _weights(), hyperprior.weights_digest)
-    old = Independent(hyperprior.config | {"tile": 128}, _weights(), hyperprior.weights_digest)
+    old = _Independent(hyperprior.config | {"tile": 128}, _weights(), hyperprior.weights_digest)
     a, b = (hyperprior.decode(c.encode(x, quality=50)) for c in (seamless, old))
     assert psnr(a, x) >= psnr(b, x) - 0.1
     assert psnr(a[-4:], x[-4:]) > psnr(b[-4:], x[-4:]) - 0.5

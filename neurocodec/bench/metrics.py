@@ -85,3 +85,8 @@ def bd_rate(rate_a, psnr_a, rate_b, psnr_b) -> float:
         return math.nan
     mean_a, mean_b = ((np.polyval(f, hi) - np.polyval(f, lo)) / (hi - lo) for f in fits)
     return float((math.exp(mean_b - mean_a) - 1) * 100)
+
+
+def bd_rate_points(anchor, test) -> float:
+    """`bd_rate` of two curves given as (rate, PSNR) points."""
+    return bd_rate([r for r, _ in anchor], [p for _, p in anchor], [r for r, _ in test], [p for _, p in test])

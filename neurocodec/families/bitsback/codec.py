@@ -9,8 +9,9 @@ took with each pop are returned, so a tile costs -log p(x, z) + log q(z|x), the 
 
 Latents are Gaussians discretized on bins of width 2**-zbin over [-16, 16] (`LatentGrid`; header
 "zbin", 2 by default, 5 in files without it); posterior and prior use the same bins, so the
-exact network sees `index * 2**-zbin`, a point of its fixed-point grid. Every network runs in exact mode (`neurocodec.exact`), so decoder and encoder build identical
-distributions on any machine and thread count.
+exact network sees `index * 2**-zbin`, a point of its fixed-point grid. Every network runs in
+exact mode (`neurocodec.exact`), so decoder and encoder build identical distributions on any
+machine and thread count.
 
 Initial bits. The first pop of a stack has nothing to take bits from (constriction's empty
 `AnsCoder` pops zeros, a non-random sample that cannot be pushed back). So each chunk's stack
@@ -165,8 +166,7 @@ class BitsBackCodec(LikelihoodCodec):
         params = {"tile": self.tile, "tiles_per_chunk": per_chunk, "adapt": int(self.adapt),
                   "mean_first": int(self.mean_first), "zbin": self.zbin}
         if self.fit:
-            params["fit"], params["fit_scale"], hidden, hidden_scale = self.image_fit(
-                x, params["adapt"], self.fit_hidden, LatentGrid(self.zbin))
+            params["fit"], params["fit_scale"], hidden, hidden_scale = self.image_fit(x, params["adapt"], self.fit_hidden)
             for key, v in (("fit_hidden", hidden), ("fit_hidden_scale", hidden_scale)):
                 if v is not None:
                     params[key] = base64.b64encode(v.astype(np.int8).tobytes()).decode("ascii")
@@ -239,9 +239,8 @@ class BitsBackCodec(LikelihoodCodec):
         return Each(steps, name="tiles")
 
     # --- one tile: Bit-Swap, as two nested bits-back steps --------------------------------
-    def tile_step(self, th: int, tw: int, adapt: int, fit: "ImageFit | None" = None,
-                  grid: "LatentGrid | None" = None) -> BitsBack:
-        net, (ph, pw), g = self.net, self._padded(th, tw), grid or LatentGrid(self.zbin)
+    def tile_step(self, th: int, tw: int, adapt: int, fit: "ImageFit | None", g: "LatentGrid") -> BitsBack:
+        net, (ph, pw) = self.net, self._padded(th, tw)
         s = 2**net.levels
         z2_shape = (1, net.c2, ph // (2 * s), pw // (2 * s))
         z1_shape = (1, net.c1, ph // s, pw // s)
@@ -259,8 +258,7 @@ class BitsBackCodec(LikelihoodCodec):
             name="x|z1",
         )
 
-    def mean_tile_step(self, th: int, tw: int, adapt: int, fit: "ImageFit | None" = None,
-                       grid: "LatentGrid | None" = None) -> Lockstep:
+    def mean_tile_step(self, th: int, tw: int, adapt: int, fit: "ImageFit | None", g: "LatentGrid") -> Lockstep:
         """A chunk's first tile without bits-back: its latents are not coded but taken at the
         prior's means (z2 = 0, z1 the mean of p(z1|z2)), so it borrows no initial bits. The
         latents carry little (their KL is about 0.005 bpsp). Off by default (config
@@ -275,7 +273,7 @@ class BitsBackCodec(LikelihoodCodec):
         that tile's pixels dearly. A normal first tile leaves its latents, pushed under the
         prior, on top instead. A prior sample popped from a private seed in place of the mean
         (free, borrowing nothing) fares the same way: kodim15 -0.5 %, kodim01 0, kodim23 +0.9 %."""
-        net, (ph, pw), g = self.net, self._padded(th, tw), grid or LatentGrid(self.zbin)
+        net, (ph, pw) = self.net, self._padded(th, tw)
         s = 2**net.levels
         z2 = np.zeros((1, net.c2, ph // (2 * s), pw // (2 * s)), dtype=np.int64)
 
@@ -360,7 +358,7 @@ class BitsBackCodec(LikelihoodCodec):
                 errors.append(e)
         return sym[0, :, :th, :tw].permute(1, 2, 0).to(torch.uint8).numpy()
 
-    def image_fit(self, x: np.ndarray, adapt: int, hidden: bool = False, latents: "LatentGrid | None" = None
+    def image_fit(self, x: np.ndarray, adapt: int, hidden: bool = False
                   ) -> tuple[list[int], list[int], np.ndarray | None, np.ndarray | None]:
         """The header's "fit", "fit_scale" and (with `hidden`, where they pay) "fit_hidden" and
         "fit_hidden_scale". For each (stage, colour c): the least-squares fit of its signed
@@ -374,7 +372,7 @@ class BitsBackCodec(LikelihoodCodec):
         the fit is the image's; the constant alone on kodim01-04, 2.9786 bpsp against 2.9800
         from every tile, at 1.54 s against 2.05 s encode), the latents at the posterior's means
         (they carry almost nothing)."""
-        stages, zgrid = len(self.net.stages), latents or LatentGrid(self.zbin)
+        stages, zgrid = len(self.net.stages), LatentGrid(self.zbin)  # the bins of the file being written
         observer = _Observer(stages, every=max(1, x.size // (2 * FIT_SAMPLES)),
                              hidden_from=stages - HIDDEN_STAGES if hidden else stages)
         grid = tile_grid(x.shape[0], x.shape[1], self.tile)
@@ -431,7 +429,6 @@ class BitsBackCodec(LikelihoodCodec):
         if tile is not None:
             sym[0, :, : tile.shape[0], : tile.shape[1]] = torch.from_numpy(np.array(tile)).permute(2, 0, 1).double()
         return sym, (sym - 128) * (exact.ONE / 128)
-
 
 
 @dataclass(frozen=True)
