@@ -6,7 +6,9 @@
   shards of about 25 MiB, each small enough to carry with the working tree;
 - `.gpudata/kodak/`: the Kodak images, for the GPU-encode / CPU-decode check
   (scripts/gpu_determinism.py), never for training;
-- `.gpudata/text/train.txt.xz`: the text model's training set.
+- `.gpudata/text/train.txt.xz`: the text model's training set (26 MiB), and
+  `.gpudata/text/part-N.txt.xz`: the same text in parts of about 9 MiB, for a command that
+  trains several families at once (scripts/gpu_together.sh) and must carry less.
 
 Both folders are ignored by git.
 
@@ -16,6 +18,7 @@ Both folders are ignored by git.
 from __future__ import annotations
 
 import argparse
+import lzma
 import random
 import shutil
 import subprocess
@@ -53,9 +56,23 @@ def shards(dest: Path, mib: float) -> list[Path]:
     return out
 
 
+def text_parts(source: Path, dest: Path, parts: int) -> list[Path]:
+    """`source` (.xz) cut at line ends into `parts` pieces of about equal length, each .xz."""
+    text = lzma.decompress(source.read_bytes())
+    out, start = [], 0
+    for k in range(parts):
+        end = len(text) if k == parts - 1 else text.find(b"\n", (k + 1) * len(text) // parts) + 1
+        path = dest / f"part-{k}.txt.xz"
+        path.write_bytes(lzma.compress(text[start:end], preset=6))
+        out.append(path)
+        start = end
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shard-mib", type=float, default=25)
+    ap.add_argument("--text-parts", type=int, default=3)
     args = ap.parse_args()
     wheels(ROOT / ".whl")
     made = shards(ROOT / ".gpudata", args.shard_mib)
@@ -64,6 +81,10 @@ def main() -> None:
     text = ROOT / ".gpudata" / "text"  # the text model's training set (26 MiB), carried on its own
     text.mkdir(exist_ok=True)
     shutil.copy2(SHARED / "data" / "text" / "train.txt.xz", text / "train.txt.xz")
+    for p in sorted(text.glob("part-*.txt.xz")):
+        p.unlink()
+    for p in text_parts(text / "train.txt.xz", text, args.text_parts):
+        print(f"{p.relative_to(ROOT)}: {p.stat().st_size / 2**20:.1f} MiB")
     for s in made:
         n = len(list(s.iterdir()))
         print(f"{s.relative_to(ROOT)}: {n} images, {sum(p.stat().st_size for p in s.iterdir()) / 2**20:.1f} MiB")

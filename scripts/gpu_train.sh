@@ -7,7 +7,10 @@
 #
 # Resumes from /tmp/ckpt-FAMILY if this machine still has it, else from .gpuckpt/FAMILY (a
 # returned checkpoint carried back), else from the shipped codec FAMILY, else from nothing (a
-# family not shipped yet). DEVICE=cpu rehearses it.
+# family not shipped yet). DEVICE=cpu rehearses it. With RETURN_MIB=N, a checkpoint larger
+# than N MiB comes back as its weights only (the moving average, no optimizer state: a run
+# resumed from it starts a new optimizer), so that several families fit what comes back; the
+# full checkpoint stays in /tmp/ckpt-FAMILY for the next command on this machine.
 set -euo pipefail
 family=$1; minutes=$2; shard=$3; shift 3
 out=${OUT:-/tmp/out}
@@ -18,7 +21,7 @@ if ! $py -c "import constriction, compressai, click" 2>/dev/null && [ ! -f "$sit
     touch "$site/.installed"
 fi
 export PYTHONPATH="$site:$PWD"
-ckpt=/tmp/ckpt-$family
+ckpt=${CKPT_ROOT:-/tmp}/ckpt-$family
 if [ -f "$ckpt/checkpoint.json" ]; then resume=$ckpt
 elif [ -f ".gpuckpt/$family/checkpoint.json" ]; then resume=.gpuckpt/$family
 elif [ -f "codecs/$family/config.json" ]; then resume=$family
@@ -28,5 +31,9 @@ echo "resume from ${resume:-a new model}; data $shard; $($py -c 'import torch; p
 $py -m neurocodec.cli train "$family" --data "$shard" --minutes "$minutes" --out "$ckpt" ${resume:+--resume "$resume"} \
     --device "$device" "$@"
 mkdir -p "$out/$family"
-cp "$ckpt"/checkpoint* "$out/$family/"
+if [ -n "${RETURN_MIB:-}" ] && [ "$(du -sm "$ckpt" | cut -f1)" -gt "$RETURN_MIB" ]; then
+    $py -c 'import sys; from neurocodec.train.checkpoint import copy_weights_only as c; c(*sys.argv[1:])' "$ckpt" "$out/$family"
+else
+    cp "$ckpt"/checkpoint* "$out/$family/"
+fi
 ls -la "$out/$family"

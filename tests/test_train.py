@@ -480,3 +480,40 @@ def test_crops_larger_than_a_photo_reflect_it_as_often_as_needed():
         assert (out[:, : shape[1], : shape[2]] == im).all()
     crops = RandomCrops([torch.randint(0, 256, (3, 158, 300), dtype=torch.uint8)], 512)
     assert crops.batch(2).shape == (2, 3, 512, 512)
+
+
+def test_families_train_side_by_side_as_on_a_gpu_and_resume_from_weights_only(tmp_path):
+    """scripts/gpu_together.sh, as a lent GPU runs it (here on the CPU): two families train at
+    once from their shipped codecs, each log line names its family, and a checkpoint over
+    RETURN_MIB comes back as its moving average alone (no optimizer state), from which a run
+    resumes, and which exports."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from neurocodec.train.checkpoint import load_checkpoint
+
+    root = Path(__file__).parents[1]
+    env = dict(os.environ, DEVICE="cpu", PYTHON=sys.executable, OUT=str(tmp_path / "out"),
+               CKPT_ROOT=str(tmp_path), RETURN_MIB="5")
+    run = subprocess.run(["bash", str(root / "scripts" / "gpu_together.sh"), f"text 0.05 {DATA / 'text'} --batch 4 --seq 32",
+                          f"idf 0.05 {DATA} --batch 2 --crop 32"], env=env, cwd=root, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "[text] step" in run.stdout and "[idf] step" in run.stdout
+    for family in ("text", "idf"):
+        full_model, _, full_optim = load_checkpoint(tmp_path / f"ckpt-{family}")
+        model, info, optim = load_checkpoint(tmp_path / "out" / family)
+        size = sum(p.stat().st_size for p in (tmp_path / f"ckpt-{family}").iterdir())
+        assert full_optim and bool(optim) == (size <= 5 * 2**20) and info["family"] == family
+        assert all(torch.equal(model[k], full_model[k]) for k in full_model)
+    text = tmp_path / "out" / "text"  # 9 MB in full: its weights alone came back
+    assert not load_checkpoint(text)[2]
+    info = load_checkpoint(text)[1]
+    folder = tmp_path / "codecs" / "text-gpu"
+    again = CliRunner().invoke(main, ["train", "text", "--data", str(DATA / "text"), "--minutes", "0.02", "--batch", "4",
+                                      "--seq", "32", "--resume", str(text), "--out", str(tmp_path / "again"),
+                                      "--export", str(folder)])
+    assert again.exit_code == 0, again.output
+    assert json.loads((folder / registry.CONFIG).read_text())["training"]["steps"] > info["steps"]
