@@ -501,6 +501,9 @@ def test_families_train_side_by_side_as_on_a_gpu_and_resume_from_weights_only(tm
                           f"idf 0.05 {DATA} --batch 2 --crop 32"], env=env, cwd=root, capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    none = subprocess.run(["bash", str(root / "scripts" / "gpu_train.sh"), "nosuch", "0.05", str(DATA)], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=60)
+    assert none.returncode == 2 and "nothing to resume nosuch from" in none.stderr  # never a new model by mistake
     assert "[text] step" in run.stdout and "[idf] step" in run.stdout
     for family in ("text", "idf"):
         full_model, _, full_optim = load_checkpoint(tmp_path / f"ckpt-{family}")
