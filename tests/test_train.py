@@ -64,6 +64,26 @@ def test_text_resume_from_shipped_codec_train_export(tmp_path, monkeypatch):
         registry.load_codec.cache_clear()
 
 
+def test_a_resumed_run_drops_the_figures_of_the_run_before(tmp_path, monkeypatch):
+    """A run's closing figures (text: bits per byte on the evaluation text) describe the weights
+    at its end. A run resumed from it and stopped before its own end (here: its `finish`
+    skipped) must not carry them into its checkpoint or export as if they were its own."""
+    from neurocodec.families.text.spec import TextSpec
+    from neurocodec.train.checkpoint import load_checkpoint
+
+    base = ["train", "text", "--data", str(DATA / "text"), "--minutes", "0.02", "--batch", "4", "--seq", "32"]
+    first = CliRunner().invoke(main, base + ["--out", str(tmp_path / "a"), "--eval-data", str(DATA / "text")])
+    assert first.exit_code == 0, first.output
+    assert "eval_bpb_float" in load_checkpoint(tmp_path / "a")[1]
+    monkeypatch.setattr(TextSpec, "finish", lambda self, model, info: None)  # stopped before its end
+    folder = tmp_path / "codecs" / "text-b"
+    second = CliRunner().invoke(main, base + ["--out", str(tmp_path / "b"), "--resume", str(tmp_path / "a"),
+                                              "--export", str(folder)])
+    assert second.exit_code == 0, second.output
+    assert "eval_bpb_float" not in load_checkpoint(tmp_path / "b")[1]
+    assert "eval_bpb_float" not in json.loads((folder / registry.CONFIG).read_text())["training"]
+
+
 def test_pixelcnn_resume_train_export(tmp_path, monkeypatch, photo):
     """`train pixelcnn --resume pixelcnn` goes on from the shipped weights and exports a codec
     that still codes real pixels losslessly, at about the same rate (a tiny learning rate)."""

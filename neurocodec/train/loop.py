@@ -77,6 +77,8 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
     if world > 1 and str(device).startswith("cuda"):
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     state, info, optim_state = resume_state(spec, resume) if resume else ({}, {"arch": {}}, {})
+    for key in spec.measures:
+        info.pop(key, None)
     # batch and crop not given: the resumed run's (of this family), else the family's defaults
     same = info.get("family") == spec.family
     batch = batch or (same and info.get("batch")) or spec.defaults["batch"]

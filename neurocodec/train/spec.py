@@ -78,6 +78,11 @@ class TrainSpec:
     def finish(self, model: nn.Module, info: dict) -> None:
         """Add final figures to the training record."""
 
+    # the figures `finish` adds that describe the weights at the end of that run: a resumed run
+    # drops them, so that no checkpoint (a run stopped before its end) or export shows another
+    # run's figures as its own
+    measures: tuple[str, ...] = ()
+
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The network inside a DistributedDataParallel wrapper."""

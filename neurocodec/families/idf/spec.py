@@ -98,6 +98,8 @@ class IDFSpec(TrainSpec):
     def lr(self, base, frac):
         return base * min(1.0, 0.1 + 0.9 * (1 - frac) / 0.4)  # constant, then down to a tenth over the last 40 %
 
+    measures = ("val_bpsp",)
+
     def finish(self, model, info):
         if self.fit is None:  # a run too short to switch still records the coded prior's fit
             self._switch(model)

@@ -69,6 +69,8 @@ class TextSpec(TrainSpec):
     def lr(self, base, frac):
         return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))  # cosine to lr/20
 
+    measures = ("eval_bpb_float",)
+
     def finish(self, model, info):
         if self.opts.get("eval_data"):
             info["eval_bpb_float"] = round(evaluate(model, read_text_files(self.opts["eval_data"]),

@@ -76,6 +76,8 @@ class VQSpec(TrainSpec):
         psnr = -10 * math.log10(max(mse.item(), 1e-10))
         return loss, {"stages": n, "bpp": bpp.item(), "psnr": psnr, "commit": out["commit"].item()}
 
+    measures = ("perplexity",)
+
     def finish(self, model, info):
         info["perplexity"] = [round(p, 1) for p in model.rvq.perplexity()]
 
