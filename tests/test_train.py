@@ -429,8 +429,10 @@ def test_synthesis_only_keeps_what_sets_the_rate(tmp_path, family):
 @pytest.mark.parametrize("family", [f for f in sorted(registry.family_sources()) if registry.train_spec(f).autocast])
 def test_bf16_autocast_keeps_the_loss_of_float32(family, photo):
     """Families that train under bf16 autocast (on CUDA, and on CPUs with bf16 arithmetic)
-    see the loss of float32 on a real crop (text: real lines) to within 0.5 %, with their
-    shipped weights."""
+    see the loss of float32 on a real crop (text: real lines) to within 1 %, with their
+    shipped weights. (What it guards against is a loss that autocast breaks, by many percent.
+    bf16 keeps 8 bits of mantissa: on single 128-px crops of kodim23 at random rate levels,
+    context's shipped weights c74f072af7d9 measured +0.11 to +0.62 %.)"""
     from neurocodec.train.loop import resume_state
 
     spec = registry.train_spec(family)()
@@ -448,7 +450,7 @@ def test_bf16_autocast_keeps_the_loss_of_float32(family, photo):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
             spec.setup(model, type("Streams", (), {"wrapped": True})(), "cpu")  # text: no carried state
             losses.append(float(spec.loss(model, x, 0.5)[0]))
-    assert losses[1] == pytest.approx(losses[0], rel=5e-3)
+    assert losses[1] == pytest.approx(losses[0], rel=1e-2)
 
 
 def test_checkpoints_keep_the_weights_moving_average_and_resume_from_the_live_weights(tmp_path):

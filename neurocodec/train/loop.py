@@ -58,13 +58,15 @@ def resume_state(spec: TrainSpec, source: str | Path) -> tuple[dict, dict, dict]
     return state, dict(config.get("training", {}), **extra), {}
 
 
-def _distributed() -> tuple[int, int]:
-    """(rank, world size); joins the process group when started by torchrun."""
+def _distributed() -> tuple[int, int, bool]:
+    """(rank, world size, whether this call joined the process group); joins it when started by
+    torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
+    joined = world > 1 and not dist.is_initialized()
+    if joined:
         dist.init_process_group("nccl" if torch.cuda.is_available() and os.environ.get("NEUROCODEC_DDP_BACKEND") != "gloo"
                                 else "gloo")
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
+    return (dist.get_rank(), world, joined) if world > 1 else (0, 1, False)
 
 
 def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: float, resume: str | None = None,
@@ -73,7 +75,7 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
     """Train for `minutes` of wall clock; returns the training record and leaves a checkpoint in
     `out` (rank 0): the weights' moving average (`ema`: its decay per step; 0: the weights
     themselves), and the live weights to resume from."""
-    rank, world = _distributed()
+    rank, world, joined = _distributed()
     if world > 1 and str(device).startswith("cuda"):
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     state, info, optim_state = resume_state(spec, resume) if resume else ({}, {"arch": {}}, {})
@@ -211,6 +213,8 @@ def train(spec: TrainSpec, data: str | Path | list, out: str | Path, minutes: fl
         save(info)
     if world > 1:
         dist.barrier()
+    if joined:  # left to the interpreter's exit, gloo's threads could abort a rank ("terminate called
+        dist.destroy_process_group()  # without an active exception"), failing the whole run
     return info
 
 
