@@ -22,7 +22,7 @@ demo: $(VENV)/.installed
 	$(BIN)/neurocodec info $(DEMO_DIR)/*.ncd
 	$(BIN)/neurocodec decompress --output-dir $(DEMO_DIR)/decoded $(DEMO_DIR)/*.ncd
 	cmp tests/data/text/walden_excerpt.txt $(DEMO_DIR)/decoded/walden_excerpt.txt
-	$(BIN)/neurocodec bench tests/data --codecs hyperprior,png,jpeg --qualities 25,50,75 --print-only
+	$(BIN)/neurocodec bench tests/data --codecs context,hyperprior,jpeg,webp,avif,jxl --qualities 25,50,75 --print-only
 	$(BIN)/neurocodec bench tests/data --lossless --print-only
 	$(BIN)/neurocodec bench tests/data/text --print-only
 
