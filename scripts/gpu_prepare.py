@@ -81,8 +81,6 @@ def main() -> None:
     text = ROOT / ".gpudata" / "text"  # the text model's training set (26 MiB), carried on its own
     text.mkdir(exist_ok=True)
     shutil.copy2(SHARED / "data" / "text" / "train.txt.xz", text / "train.txt.xz")
-    for p in sorted(text.glob("part-*.txt.xz")):
-        p.unlink()
     for p in text_parts(text / "train.txt.xz", text, args.text_parts):
         print(f"{p.relative_to(ROOT)}: {p.stat().st_size / 2**20:.1f} MiB")
     for s in made:

@@ -13,10 +13,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 py=${PYTHON:-python3}
-site=/tmp/site
-if ! $py -c "import constriction, compressai, click" 2>/dev/null && [ ! -f "$site/.installed" ]; then
-    $py -m pip install -q --no-index --no-deps --target "$site" .whl/*.whl && touch "$site/.installed"
-fi
+source scripts/gpu_wheels.sh  # once, before the jobs: they would race to install
 export RETURN_MIB=${RETURN_MIB:-20}
 threads=$(( $(nproc) / $# )); [ "$threads" -ge 1 ] || threads=1
 pids=()

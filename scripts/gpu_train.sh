@@ -9,19 +9,14 @@
 # returned checkpoint carried back), else from the shipped codec FAMILY; with none of these it
 # stops, unless NEW=1 asks for a new model (a slimmed tree without the codec folder must not
 # start a trained family over by mistake). DEVICE=cpu rehearses it. With RETURN_MIB=N, a
-# checkpoint larger than N MiB comes back as its weights only (the moving average, no optimizer state: a run
-# resumed from it starts a new optimizer), so that several families fit what comes back; the
-# full checkpoint stays in /tmp/ckpt-FAMILY for the next command on this machine.
+# checkpoint larger than N MiB comes back as its weights only (the moving average, no optimizer
+# state: a run resumed from it starts a new optimizer), so that several families fit what comes
+# back; the full checkpoint stays in /tmp/ckpt-FAMILY for the next command on this machine.
 set -euo pipefail
 family=$1; minutes=$2; shard=$3; shift 3
 out=${OUT:-/tmp/out}
 py=${PYTHON:-python3}
-site=/tmp/site
-if ! $py -c "import constriction, compressai, click" 2>/dev/null && [ ! -f "$site/.installed" ]; then
-    $py -m pip install -q --no-index --no-deps --target "$site" .whl/*.whl
-    touch "$site/.installed"
-fi
-export PYTHONPATH="$site:$PWD"
+source "$(dirname "$0")/gpu_wheels.sh"
 ckpt=${CKPT_ROOT:-/tmp}/ckpt-$family
 if [ -f "$ckpt/checkpoint.json" ]; then resume=$ckpt
 elif [ -f ".gpuckpt/$family/checkpoint.json" ]; then resume=.gpuckpt/$family
