@@ -139,6 +139,7 @@ class ContextMixer:
         n = len(probs)
         q = probs
         self._last = []
+        self.counts = []  # per order, the counts each stream's context has seen (`BitMixer` reads them)
         kind = BYTE_CLASS[(self.history[:n] & np.uint64(0xFF)).astype(np.int64)] if self.classes > 1 else np.zeros(n, dtype=np.int64)
         self._kind = kind
         for j, (k, table) in enumerate(zip(self.orders, self.tables)):
@@ -148,6 +149,7 @@ class ContextMixer:
             if self.checks is not None:
                 owned = self.checks[j][rows] == check
                 counts[~owned] = 0  # another context's row: nothing seen
+            self.counts.append(counts)
             seen = counts.sum(axis=1, dtype=np.int64)
             bucket = np.minimum(np.ceil(np.log2(np.maximum(seen, 0.5))) + 1, SEEN_BUCKETS - 1).astype(np.int64)
             bucket[seen == 0] = 0
