@@ -106,8 +106,9 @@ class BitMixer:
         its update); returns the bytes (decoded, or `symbols` when encoding)."""
         n, k = len(net), self.orders
         rows = np.arange(n)
-        probs = _tree(np.stack([net, mixed]))  # (2, n, 2**k) per level k
-        counts = _tree(np.stack(mixer.counts))  # (orders, n, 2**k), int32 above the leaves
+        # the node masses of every source: the network's and the linear mix's probabilities, and
+        # each order's counts (integers, exact in float64 too)
+        probs, counts = _tree(np.stack([net, mixed])), _tree(np.stack(mixer.counts))
         seen = (counts[0][:, :, 0] > 0).sum(0)  # how many orders have counts
         kind = BYTE_CLASS[(mixer.history[:n] & np.uint64(0xFF)).astype(np.int64)]
         if mixer.match:
@@ -117,9 +118,16 @@ class BitMixer:
             running, predicted, run = np.zeros(n, dtype=bool), np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
         hit = self.hits[run]
         match_input = stretch((hit[:, 1] << 12) // hit.sum(1))
-        # the parts of each mixer's weight set that stay the same over the byte's eight bits
-        base = np.stack([seen, (kind * (k + 1) + seen), np.zeros(n, dtype=np.int64)], 1)
+        # each mixer's weight set at each depth, but for the match (mixers 0 and 1) and the
+        # network's confidence (mixer 2), which are known only at the bit
+        base = np.stack([2 * seen, 2 * (kind * (k + 1) + seen), np.zeros(n, dtype=np.int64)], 1) + self.offsets
         per_depth = np.array([2 * (k + 1), 2 * CLASSES * (k + 1), CONFIDENCE])
+        depth_sets = base[None] + np.arange(8)[:, None, None] * per_depth  # (8, n, 3)
+        # a node's P(1) in 1/4096 from its masses: floor(4096 * (m * ones + a) / (m * total + b)), that is
+        # ones / total for the probabilities and (ones + 0.4) / (total + 0.8) for the counts, exactly
+        # (the counts' quotient of exact integers, floored, is their integer division)
+        m = np.array([1.0, 1.0] + [10.0] * k)[:, None]
+        a, b = np.array([0.0, 0.0] + [4.0] * k)[:, None], np.array([0.0, 0.0] + [8.0] * k)[:, None]
         x = np.empty((n, self.inputs), dtype=np.int64)
         x[:, -1] = BIAS
         layer = np.empty((n, MIXERS + 1), dtype=np.int64)
@@ -132,18 +140,14 @@ class BitMixer:
             left_child = 2 * prefix
             on_path = running & (predicted >> shift == prefix)
             expected = (predicted >> (shift - 1)) & 1
-            ones, total = probs[d + 1][:, rows, left_child + 1], probs[d][:, rows, prefix]
-            p = np.divide(ones * 4096.0, total, out=np.full_like(ones, 2048.0), where=total > 0)  # a node of no mass: no opinion
-            x[:, :2] = stretch(np.floor(p).astype(np.int64)).T
-            ones, total = counts[d + 1][:, rows, left_child + 1].astype(np.int64), counts[d][:, rows, prefix]
-            # counts: (ones + 0.4) / (total + 0.8); none seen: no opinion
-            x[:, 2 : 2 + k] = np.where(total > 0, stretch(((10 * ones + 4) << 12) // (10 * total + 8)), 0).T
+            ones = np.concatenate([probs[d + 1][:, rows, left_child + 1], counts[d + 1][:, rows, left_child + 1]])
+            total = np.concatenate([probs[d][:, rows, prefix], counts[d][:, rows, prefix]])  # (sources, n), float64
+            num, den = (m * ones + a) * 4096.0, m * total + b
+            q = np.divide(num, den, out=np.full_like(num, 2048.0), where=den > 0)  # a node of no mass: no opinion
+            x[:, : 2 + k] = np.where(total > 0, stretch(np.floor(q).astype(np.int64)), 0).T  # no counts: no opinion
             x[:, -2] = np.where(on_path, (2 * expected - 1) * match_input, 0)
             confidence = np.minimum(np.abs(x[:, 0]) >> 9, CONFIDENCE - 1)
-            sets = base.copy()
-            sets[:, :2] = sets[:, :2] * 2 + on_path[:, None]
-            sets[:, 2] = confidence
-            sets += d * per_depth + self.offsets
+            sets = depth_sets[d] + np.stack([on_path, on_path, confidence], 1)
             dots = np.clip((self.weights[sets] * x[:, None, :]).sum(2) >> 16, -LIMIT, LIMIT)  # (n, 3)
             layer[:, :MIXERS] = dots
             mixed_st = np.clip((layer * self.second[d]).sum(1) >> 16, -LIMIT, LIMIT)
