@@ -60,7 +60,7 @@ def format_suffix(blob: bytes) -> str:
     "-fitscale" for bitsback's means moved by the image's bias, by its fit, and its scales too, "-hidden" for its
     means refitted on the hidden layer ("-hiddenscale": its log-scales too), "-mean" for bitsback's first tiles without borrowed
     bits, "-zbinN" for its latent bins of width 2**-N, "-confirm" and "-match" for the text mixer's hash confirmation and match model,
-    "-learn" for text's output layer learning as it codes, "-logistic" for its bitwise logistic mixing, "-v2" for the container's version 2
+    "-learn" for text's output layer learning as it codes, "-logistic" for its bitwise logistic mixing ("-logistic2": with word contexts), "-v2" for the container's version 2
     (deflated headers). A fixture per format, so each stays covered."""
     params = neurocodec.container.unpack(blob).header.params
     context = params.get("context", {})
@@ -70,7 +70,7 @@ def format_suffix(blob: bytes) -> str:
         ("scale" if "fit_hidden_scale" in params else "") + \
         ("-mean" if params.get("mean_first") else "") + (f"-zbin{params['zbin']}" if "zbin" in params else "") + \
         ("-confirm" if context.get("confirm") else "") + ("-match" if context.get("match") else "") + \
-        ("-learn" if params.get("learn") else "") + ("-logistic" if params.get("logistic") else "") + \
+        ("-learn" if params.get("learn") else "") + ("-logistic" if params.get("logistic") else "") + ("2" if params.get("logistic") == 2 else "") + \
         ("-v2" if blob[8:10] == b"\x02\x00" else "")
 
 

@@ -67,10 +67,12 @@ LEARN_FROM_CHUNKS = 16
 MAX_LEARN = 30
 # After the linear mix, a byte is coded as eight binary decisions under a logistic mix of the
 # network, the linear mix, the counts and the match model (`BitMixer`, header "logistic": 1;
-# files without it code the linear mix's distribution directly, as before), on inputs of at
+# 2: with word contexts too; files without it code the linear mix's distribution directly, as
+# before), on inputs of at
 # least LARGE_INPUT bytes: its eight coder calls a step cost about 2 ms whatever the group's
 # width, so on a narrow group it costs as much time as on a wide one for a few bytes' gain.
 DEFAULT_LOGISTIC = True
+LOGISTIC = 2  # what the encoder writes
 
 # What a file may ask of a decoder (the encoder writes chunks of MIN_CHUNK to `chunk` = 8,192
 # bytes, groups of `group` = 256 chunks: 2 MiB). A group's chunks are decoded side by side, one
@@ -175,7 +177,7 @@ class TextCodec(LikelihoodCodec):
         params = {"chunk": chunk_length(len(data), self.chunk, self.streams), "group": self.group, "context": context,
                   "learn": self.learn, "learn_from": LEARN_FROM_CHUNKS}
         if self.logistic and large:
-            params["logistic"] = 1
+            params["logistic"] = LOGISTIC
         return params
 
     def check_params(self, params: dict) -> dict:
@@ -192,7 +194,7 @@ class TextCodec(LikelihoodCodec):
             raise FormatError("corrupted .ncd file: text context parameters are missing or invalid") from None
         learn = limits.header_int(params, "learn", 0, MAX_LEARN, self.name) if "learn" in params else 0
         learn_from = limits.header_int(params, "learn_from", 1, MAX_GROUP, self.name) if "learn_from" in params else 1
-        logistic = limits.header_int(params, "logistic", 0, 1, self.name) if "logistic" in params else 0
+        logistic = limits.header_int(params, "logistic", 0, LOGISTIC, self.name) if "logistic" in params else 0
         return {"chunk": chunk, "group": group, "context": dict(context), "learn": learn, "learn_from": learn_from,
                 "logistic": logistic}
 
@@ -207,7 +209,7 @@ class TextCodec(LikelihoodCodec):
     def part_step(self, shapes, p) -> Lockstep:
         sizes = [s[0] for s in shapes]
         learn = p.get("learn", 0) if len(sizes) >= p.get("learn_from", 1) else 0
-        logistic = bool(p.get("logistic", 0))
+        logistic = p.get("logistic", 0)
         return Lockstep(lambda io, chunks: self._lockstep(io, sizes, chunks, p["context"], learn, logistic), name="chunks")
 
     # --- a group's chunk: CODED + range-coded stream, or STORED + its bytes ----------------
@@ -227,12 +229,12 @@ class TextCodec(LikelihoodCodec):
 
     @torch.no_grad()
     def _lockstep(self, io, sizes: list[int], chunks: list[np.ndarray] | None, context: dict, learn: int,
-                  logistic: bool) -> list[np.ndarray]:
+                  logistic: int) -> list[np.ndarray]:
         with contextlib.nullcontext() if len(sizes) >= WIDE_GROUP else one_thread():
             return self._steps(io, sizes, chunks, context, learn, logistic)
 
     def _steps(self, io, sizes: list[int], chunks: list[np.ndarray] | None, context: dict, learn: int,
-               logistic: bool) -> list[np.ndarray]:
+               logistic: int) -> list[np.ndarray]:
         """Step every chunk of a group together: byte t of every chunk still running, under
         the network's prediction mixed with the group's own statistics (with `logistic`, bit
         by bit by `BitMixer` after the linear mix); with `learn`, the network's output layer
@@ -245,7 +247,7 @@ class TextCodec(LikelihoodCodec):
         prev, h, c = self.net.initial_state(len(sizes))
         net = OnlineOutput(self.net, learn) if learn else self.net
         mixer = ContextMixer(len(sizes), **context, length=data.shape[1])
-        bits = BitMixer(len(mixer.orders)) if logistic else None
+        bits = BitMixer(len(mixer.orders), len(sizes), words=logistic >= 2) if logistic else None
         for t in range(data.shape[1]):
             active = int((lengths > t).sum())  # only the last chunk of an input may be short
             weights, h, c = net.step(prev[:active], h[:active], c[:active])
