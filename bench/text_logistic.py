@@ -37,8 +37,10 @@ def main() -> None:
     shipped = neurocodec.load_codec("text")
     linear = TextCodec(shipped.config | {"logistic": False}, shipped._weights, shipped.weights_digest)
     rows, totals, start = [], {"linear": [0, 0.0, 0.0], "logistic": [0, 0.0, 0.0]}, time.time()
-    size = 0
-    for book in sorted(EVAL.glob("*.txt")):
+    size, books = 0, sorted(EVAL.glob("*.txt"))
+    if not books:
+        raise SystemExit(f"no .txt files in {EVAL} (run from the project root, or name a folder)")
+    for book in books:
         data = book.read_bytes()
         size += len(data)
         cells = []
