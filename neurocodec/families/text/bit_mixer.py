@@ -36,6 +36,8 @@ measurement each, the same files byte for byte).
 
 from __future__ import annotations
 
+from typing import Callable, NamedTuple
+
 import numpy as np
 
 from ...entropy import Categorical
@@ -94,7 +96,14 @@ def stretch(p12: np.ndarray) -> np.ndarray:
     return STRETCH[np.clip(p12, 1, 4095)]
 
 
-def _kernels():
+class Kernels(NamedTuple):
+    trees: Callable
+    probability: Callable
+    learn: Callable
+    count_words: Callable
+
+
+def _kernels() -> Kernels:
     """The mixer's per-bit work, compiled by numba on first use (and cached on disk): integer
     loops over the streams, which numpy would run as a hundred small calls a bit."""
     global _KERNELS
@@ -102,11 +111,11 @@ def _kernels():
         import numba
 
         jit = numba.njit(cache=True, nogil=True)
-        _KERNELS = (jit(_trees), jit(_probability), jit(_learn), jit(_count_words))
+        _KERNELS = Kernels(jit(_trees), jit(_probability), jit(_learn), jit(_count_words))
     return _KERNELS
 
 
-_KERNELS = None
+_KERNELS: Kernels | None = None
 
 
 def _trees(probs, counts, p_tree, c_tree):
@@ -230,12 +239,12 @@ class BitMixer:
         """Code one byte per stream as eight bits (`io.code`), under the network's distribution
         `net` (n, 256), `ContextMixer`'s `mixed` one and its state for this step (`mixer`, before
         its update); returns the bytes (decoded, or `symbols` when encoding)."""
-        trees, probability, learn, _ = _kernels()
+        kernels = _kernels()
         n, k = len(net), self.orders
         sources = mixer.counts + (self.words.counts(n) if self.words else [])
         probs, counts = (np.ascontiguousarray(net), np.ascontiguousarray(mixed)), tuple(sources)
         p_tree, c_tree = np.empty((2, n, 256)), np.empty((k, n, 256), dtype=np.int64)
-        trees(probs, counts, p_tree, c_tree)
+        kernels.trees(probs, counts, p_tree, c_tree)
         seen = (c_tree[:, :, 1] > 0).sum(0)  # how many sources have counts
         kind = BYTE_CLASS[(mixer.history[:n] & np.uint64(0xFF)).astype(np.int64)]
         if mixer.match:
@@ -256,11 +265,11 @@ class BitMixer:
         symbols = np.asarray(symbols, dtype=np.int64)
         predicted = np.asarray(predicted, dtype=np.int64)
         for d in range(8):
-            probability(d, prefix, probs, counts, p_tree, c_tree, base, self.per_depth, running, predicted, match_input, self.weights,
+            kernels.probability(d, prefix, probs, counts, p_tree, c_tree, base, self.per_depth, running, predicted, match_input, self.weights,
                         self.second, STRETCH, SQUASH, x, sets, dots, layer, on_path, final)
             binary[:, 0], binary[:, 1] = 4096 - final, final
             bit = np.asarray(io.code(Categorical(binary), (symbols >> (7 - d)) & 1), dtype=np.int64)
-            learn(d, bit, predicted, run, on_path, x, sets, dots, layer, final, self.weights, self.second, self.hits,
+            kernels.learn(d, bit, predicted, run, on_path, x, sets, dots, layer, final, self.weights, self.second, self.hits,
                   SQUASH, self._sums)
             prefix = 2 * prefix + bit
         if (self.hits > 60000).any():
@@ -296,7 +305,7 @@ class Words:
 
     def update(self, symbols: np.ndarray) -> None:
         """Count the bytes just coded (after `counts`) and move each stream's words on."""
-        _kernels()[3](self.tables[0], self.tables[1], self._rows[0], self._rows[1], np.asarray(symbols, dtype=np.int64),
+        _kernels().count_words(self.tables[0], self.tables[1], self._rows[0], self._rows[1], np.asarray(symbols, dtype=np.int64),
                       self.current, self.before, _LETTER, _FOLDED, _WORD_PRIME)
 
 
