@@ -84,7 +84,7 @@ def test_coded_size_matches_the_model(text_codec, excerpt, monkeypatch, large_fr
     mixer = ContextMixer(2, **params["context"], length=1024)
     logistic = BitMixer(len(mixer.orders)) if params.get("logistic") else None
     net = OnlineOutput(codec.net, params["learn"])
-    prev, h, c = codec.net.initial_state(2)
+    prev, h, c = codec.net.initial_state(2, learned=bool(params.get("start")))
     bits = 0.0
 
     class Ideal:  # codes nothing: adds up -log2 p of each bit
@@ -129,6 +129,78 @@ def test_integer_network_follows_the_float_one(text_codec, excerpt):
     assert abs(int_bits - float_bits) < 0.01 * float_bits
 
 
+def fit_start(codec: TextCodec, text: bytes, steps: int, seed: int = 3) -> tuple[torch.nn.Module, float, float]:
+    """The codec's network in float with its start state learned from zero by `start_loss` (the
+    training's auxiliary loss) for `steps` steps on windows of `text`; and the mean code length
+    of held-out windows (bits a byte) before and after."""
+    from neurocodec.families.text.codec import float_net
+    from neurocodec.families.text.spec import start_loss
+
+    streams = torch.from_numpy(np.frombuffer(text[: len(text) // 4 * 4], np.uint8).astype(np.int64).reshape(4, -1))
+    net = float_net(codec._weights).float()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    net.start.zero_().requires_grad_(True)
+    opt = torch.optim.Adam([net.start], lr=0.05)
+
+    def held() -> float:
+        with torch.no_grad():
+            torch.manual_seed(2)
+            return start_loss(net, streams, n=64).item() / math.log(2)
+
+    before = held()
+    torch.manual_seed(seed)
+    for _ in range(steps):
+        loss = start_loss(net, streams, n=16)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return net.requires_grad_(False), before, held()
+
+
+def test_the_start_state_learns_where_chunks_start(text_codec, excerpt):
+    """A zero start state learns what text looks like mid-stream: a few steps on random
+    windows lower the code length of others by more than 0.05 bits a byte."""
+    _, before, after = fit_start(text_codec, excerpt, 40)
+    assert after < before - 0.05, (before, after)
+
+
+def test_integer_start_state_follows_the_float_one(text_codec, excerpt):
+    """A learned start state, exported to integers, reads a chunk as the float network does,
+    and makes a chunk's first bytes cheaper: on the excerpt's 1 kB chunks the payload is
+    smaller than from a zero state (header "start" absent, as in older files), and weights
+    without it refuse a file that needs it."""
+    from neurocodec.exact.lstm import export_weights
+
+    net, _, _ = fit_start(text_codec, excerpt, 40)
+    weights = export_weights(net.double())
+    assert all(torch.equal(weights[k], v) for k, v in text_codec._weights.items() if not k.startswith("start_"))
+    codec = TextCodec(small_groups(text_codec, group=8).config, weights, text_codec.weights_digest)
+
+    x = torch.tensor(np.frombuffer(excerpt[:512], np.uint8).astype(np.int64))
+    with torch.no_grad():
+        logits, _ = net.double()(torch.cat([torch.zeros(1, dtype=torch.long), x[:-1]])[None], net.start_state(1))
+    float_bits = torch.nn.functional.cross_entropy(logits[0], x, reduction="sum").item() / math.log(2)
+    prev, h, c = codec.net.initial_state(1, learned=True)
+    int_bits = 0.0
+    for t in range(512):
+        wt, h, c = codec.net.step(prev, h, c)
+        int_bits -= math.log2(wt[0, x[t]].item() / wt[0].sum().item())
+        prev = x[t : t + 1]
+    assert abs(int_bits - float_bits) < 0.01 * float_bits
+
+    no_start = {k: v for k, v in weights.items() if not k.startswith("start_")}
+    zero = TextCodec(codec.config, no_start, text_codec.weights_digest)
+    learned, plain = codec.encode(excerpt), zero.encode(excerpt)
+    assert container.unpack(learned).header.params["start"] == 1
+    assert "start" not in container.unpack(plain).header.params
+    assert codec.decode(learned) == excerpt and codec.decode(plain) == excerpt  # older files: from zeros
+    payload = lambda blob: sum(len(c) for c in container.unpack(blob).chunks)  # noqa: E731
+    assert payload(learned) < payload(plain)
+    with pytest.raises(FormatError, match="learned state"):
+        zero.decode(learned)
+
+
 def test_probabilities_identical_with_one_and_two_threads(text_codec, excerpt):
     x = torch.tensor(np.frombuffer(excerpt[:4096], np.uint8).astype(np.int64)).view(16, 256)
     runs = []
@@ -169,6 +241,35 @@ def test_a_one_group_file_steps_its_network_on_one_thread(text_codec, excerpt, m
     finally:
         torch.set_num_threads(before)
     assert seen == {1}
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])
+def test_wide_groups_step_on_the_faster_thread_count(busy):
+    """`FastestThreads` (a wide group's steps): where a second thread makes steps slower (the
+    other core busy: 30x measured) it settles on one thread within its first trial; where it
+    makes them faster, on all of them. Simulated steps, whose time depends on the count."""
+    import time
+
+    from neurocodec.codec import FastestThreads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    counts = []
+    try:
+        with FastestThreads() as threads:
+            for _ in range(600):
+                with threads.step():
+                    n = torch.get_num_threads()
+                    counts.append(n)
+                    time.sleep(0.001 * (1 if n == 1 else 20 if busy else 0.5))
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
+    settled = counts[100:512] + counts[530:]  # outside the trials at 64 and 512
+    assert set(settled) == ({1} if busy else {2})
+    assert counts[:64] == [1] * 64  # it starts on one thread
+    if busy:
+        assert counts.count(2) <= 4  # each trial stops at its first slow step
 
 
 def test_chunk_plan_covers_the_input_once():

@@ -42,6 +42,9 @@ def export_weights(net) -> dict[str, torch.Tensor]:
             "sigmoid": q(torch.sigmoid(grid), ACT_BITS),
             "tanh": q(torch.tanh(grid), ACT_BITS),
             "exp": torch.clamp(torch.round(torch.exp(-k / 2**LOGIT_BITS) * 2.0**PROB_BITS), min=1).to(torch.int64),
+            # the learned state a chunk starts from, on the activations' grid
+            "start_h": q(torch.tanh(net.start[0].double()), ACT_BITS),
+            "start_c": q(net.start[1].double().clamp(-CELL_LIMIT, CELL_LIMIT), ACT_BITS),
         }
 
 
@@ -63,14 +66,21 @@ class IntegerLSTM:
         self.sigmoid, self.tanh, self.exp = f64("sigmoid"), f64("tanh"), f64("exp")
         self.hidden = self.w_hh_t.shape[0]
         self.device, self.bos = device, bos  # bos: the byte a fresh stream is taken to follow
+        # the learned start state (weights exported since it was added), else None
+        self.start = (f64("start_h"), f64("start_c")) if "start_h" in weights else None
         for name, w in (("w_hh", self.w_hh_t), ("w_out", self.w_out_t)):
             if w.abs().sum(0).max() * 2**ACT_BITS >= 2**52:  # the worst case of one dot product
                 raise ValueError(f"{name} is too large for exact float64 accumulation")
 
-    def initial_state(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(previous bytes, h, c) of `n` fresh streams."""
+    def initial_state(self, n: int, learned: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(previous bytes, h, c) of `n` fresh streams: h and c zero, or with `learned` the
+        learned start state."""
+        prev = torch.full((n,), self.bos, dtype=torch.long, device=self.device)
+        if learned:
+            h, c = self.start
+            return prev, h.expand(n, -1).clone(), c.expand(n, -1).clone()
         zeros = torch.zeros(n, self.hidden, dtype=torch.float64, device=self.device)
-        return torch.full((n,), self.bos, dtype=torch.long, device=self.device), zeros, zeros.clone()
+        return prev, zeros, zeros.clone()
 
     def step(self, prev: torch.Tensor, h: torch.Tensor, c: torch.Tensor):
         """Integer weights (n, 256) of the next byte after `prev`, and the new (h, c)."""

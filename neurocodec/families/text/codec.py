@@ -1,7 +1,8 @@
 """`text`: lossless codec for any byte string, from a byte-level LSTM run in integer arithmetic.
 
-Coding. The input is cut into chunks of `chunk` bytes; each chunk is read from a fresh LSTM
-state as if it followed a NUL byte. Up to `group` consecutive chunks form a group, which is
+Coding. The input is cut into chunks of `chunk` bytes; each chunk is read as if it followed a
+NUL byte, from the network's learned start state (header "start": 1; files without it: from
+zeros). Up to `group` consecutive chunks form a group, which is
 coded in lockstep: at step t the network predicts byte t of every chunk of the group in one
 batch, and the range coder codes those bytes one after another into the group's stream. One
 group is one container chunk, so memory is bounded by the group, whatever the input's size.
@@ -17,7 +18,6 @@ weights for the next byte, which constriction normalizes the same way everywhere
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import math
@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 from ... import limits, registry
-from ...codec import one_thread
+from ...codec import FastestThreads
 from ...compose import LikelihoodCodec, Lockstep
+from ...exact import ACT_BITS
 from ...exact.lstm import WEIGHT_BITS, IntegerLSTM, OnlineOutput
 from ...entropy import Categorical
 from ...errors import FormatError
@@ -40,10 +41,11 @@ DEFAULT_CHUNK = 8192  # longest chunk
 DEFAULT_STREAMS = 256  # chunks wanted side by side
 DEFAULT_GROUP = 256  # most chunks in one group
 MIN_CHUNK = 1024
-# A group of at least this many chunks steps its network on all of torch's threads (an evaluation
-# book decodes about 1.4x faster on two idle cores than on one); a narrower one on one thread,
-# as its steps are too small for a second thread to pay, and on a busy machine torch's waiting
-# threads made them 3-6x slower (a 6 kB text 10.1 s against 3.1 s with the other core busy).
+# A group of at least this many chunks steps its network on all of torch's threads where that is
+# faster now (`FastestThreads`: an evaluation book decodes about 1.35x faster on two idle cores
+# than on one, and 30x slower with the other core busy); a narrower one on one thread, as its
+# steps are too small for a second thread to pay (a 6 kB text 10.1 s against 3.1 s with the
+# other core busy).
 WIDE_GROUP = 64
 # Below this many bytes the mixer's weights by byte kind and its match model cost more than they
 # give: measured on the evaluation books (network distributions as coded, the mixer alone),
@@ -73,6 +75,10 @@ MAX_LEARN = 30
 # time as on a wide one for a few bytes' gain (Walden's first 6 kB: 1,461 bytes either way).
 DEFAULT_LOGISTIC = True
 LOGISTIC = 2  # what the encoder writes
+# Chunks start mid-text. From a zero state the network's first bytes of a chunk cost about 44
+# bits more than read on from the text before; from its learned start state (weights with
+# "start_h", "start_c"), about 9 (float, the first 256 bytes of the chunks of Canoeing and
+# Walden). Written as header "start": 1 where the weights have it.
 
 # What a file may ask of a decoder (the encoder writes chunks of MIN_CHUNK to `chunk` = 8,192
 # bytes, groups of `group` = 256 chunks: 2 MiB). A group's chunks are decoded side by side, one
@@ -111,6 +117,10 @@ def float_net(weights: dict[str, torch.Tensor]) -> ByteLSTM:
         net.lstm.bias_hh_l0.zero_()
         net.out.weight.copy_(weights["w_out"].double() * scale)
         net.out.bias.copy_(weights["b_out"].double() * scale)
+        if "start_h" in weights:
+            act = 2.0**-ACT_BITS
+            net.start[0].copy_(torch.atanh((weights["start_h"].double() * act).clamp(-1 + act, 1 - act)))
+            net.start[1].copy_(weights["start_c"].double() * act)
     return net
 
 
@@ -178,6 +188,8 @@ class TextCodec(LikelihoodCodec):
                   "learn": self.learn, "learn_from": LEARN_FROM_CHUNKS}
         if self.logistic and large:
             params["logistic"] = LOGISTIC
+        if self.net.start is not None:
+            params["start"] = 1
         return params
 
     def check_params(self, params: dict) -> dict:
@@ -195,8 +207,11 @@ class TextCodec(LikelihoodCodec):
         learn = limits.header_int(params, "learn", 0, MAX_LEARN, self.name) if "learn" in params else 0
         learn_from = limits.header_int(params, "learn_from", 1, MAX_GROUP, self.name) if "learn_from" in params else 1
         logistic = limits.header_int(params, "logistic", 0, LOGISTIC, self.name) if "logistic" in params else 0
+        start = limits.header_int(params, "start", 0, 1, self.name) if "start" in params else 0
+        if start and self.net.start is None:
+            raise FormatError(f"corrupted .ncd file: it starts its chunks from a learned state that {self.name}'s weights lack")
         return {"chunk": chunk, "group": group, "context": dict(context), "learn": learn, "learn_from": learn_from,
-                "logistic": logistic}
+                "logistic": logistic, "start": start}
 
     samples_per_chunk_byte = BYTES_PER_CHUNK_BYTE
 
@@ -209,8 +224,9 @@ class TextCodec(LikelihoodCodec):
     def part_step(self, shapes, p) -> Lockstep:
         sizes = [s[0] for s in shapes]
         learn = p.get("learn", 0) if len(sizes) >= p.get("learn_from", 1) else 0
-        logistic = p.get("logistic", 0)
-        return Lockstep(lambda io, chunks: self._lockstep(io, sizes, chunks, p["context"], learn, logistic), name="chunks")
+        logistic, start = p.get("logistic", 0), bool(p.get("start", 0))
+        return Lockstep(lambda io, chunks: self._lockstep(io, sizes, chunks, p["context"], learn, logistic, start),
+                        name="chunks")
 
     # --- a group's chunk: CODED + range-coded stream, or STORED + its bytes ----------------
     def encode_part(self, values, params, **kw) -> bytes:
@@ -229,12 +245,12 @@ class TextCodec(LikelihoodCodec):
 
     @torch.no_grad()
     def _lockstep(self, io, sizes: list[int], chunks: list[np.ndarray] | None, context: dict, learn: int,
-                  logistic: int) -> list[np.ndarray]:
-        with contextlib.nullcontext() if len(sizes) >= WIDE_GROUP else one_thread():
-            return self._steps(io, sizes, chunks, context, learn, logistic)
+                  logistic: int, start: bool) -> list[np.ndarray]:
+        with FastestThreads(None if len(sizes) >= WIDE_GROUP else 1) as threads:
+            return self._steps(io, sizes, chunks, context, learn, logistic, start, threads)
 
     def _steps(self, io, sizes: list[int], chunks: list[np.ndarray] | None, context: dict, learn: int,
-               logistic: int) -> list[np.ndarray]:
+               logistic: int, start: bool, threads: FastestThreads) -> list[np.ndarray]:
         """Step every chunk of a group together: byte t of every chunk still running, under
         the network's prediction mixed with the group's own statistics (with `logistic`, bit
         by bit by `BitMixer` after the linear mix); with `learn`, the network's output layer
@@ -244,25 +260,26 @@ class TextCodec(LikelihoodCodec):
         if chunks is not None:
             for i, chunk in enumerate(chunks):
                 data[i, : len(chunk)] = chunk
-        prev, h, c = self.net.initial_state(len(sizes))
+        prev, h, c = self.net.initial_state(len(sizes), learned=start)
         net = OnlineOutput(self.net, learn) if learn else self.net
         mixer = ContextMixer(len(sizes), **context, length=data.shape[1])
         bits = BitMixer(len(mixer.orders), len(sizes), words=logistic >= 2) if logistic else None
         for t in range(data.shape[1]):
-            active = int((lengths > t).sum())  # only the last chunk of an input may be short
-            weights, h, c = net.step(prev[:active], h[:active], c[:active])
-            w = weights.cpu().numpy()
-            p = w / w.sum(axis=1, keepdims=True)
-            probs = mixer.mix(p)  # network, then document statistics
-            if bits:
-                symbols = bits.code(io, p, probs, mixer, data[:active, t])
-            else:
-                symbols = io.code(Categorical(probs), data[:active, t])
-            data[:active, t] = symbols
-            mixer.update(symbols)
-            prev = torch.from_numpy(np.asarray(symbols, dtype=np.int64)).to(self.net.device)
-            if learn:
-                net.learn(h, weights, prev)
+            with threads.step():
+                active = int((lengths > t).sum())  # only the last chunk of an input may be short
+                weights, h, c = net.step(prev[:active], h[:active], c[:active])
+                w = weights.cpu().numpy()
+                p = w / w.sum(axis=1, keepdims=True)
+                probs = mixer.mix(p)  # network, then document statistics
+                if bits:
+                    symbols = bits.code(io, p, probs, mixer, data[:active, t])
+                else:
+                    symbols = io.code(Categorical(probs), data[:active, t])
+                data[:active, t] = symbols
+                mixer.update(symbols)
+                prev = torch.from_numpy(np.asarray(symbols, dtype=np.int64)).to(self.net.device)
+                if learn:
+                    net.learn(h, weights, prev)
         return [data[i, :n] for i, n in enumerate(sizes)]
 
 
