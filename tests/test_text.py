@@ -201,6 +201,23 @@ def test_integer_start_state_follows_the_float_one(text_codec, excerpt):
         zero.decode(learned)
 
 
+def test_compiled_cell_computes_the_same_state_as_torch(text_codec):
+    """On the CPU the LSTM cell after its matrix product is one compiled loop; on other devices
+    torch operations (`_cell_torch`). Both give the same h and c, bit for bit, over random
+    bytes that drive cells into their clamp."""
+    from neurocodec.exact.lstm import ACT_BITS, CELL_LIMIT
+
+    net = text_codec.net
+    x = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (300, 64)))
+    prev, h, c = net.initial_state(64)
+    for t in range(300):
+        expected = net._cell_torch(net.table_in[prev] + h @ net.w_hh_t, c)
+        h, c = net.cell(prev, h, c)
+        assert torch.equal(h, expected[0]) and torch.equal(c, expected[1]), t
+        prev = x[t]
+    assert c.abs().max() == CELL_LIMIT * 2**ACT_BITS  # the clamp was reached
+
+
 def test_probabilities_identical_with_one_and_two_threads(text_codec, excerpt):
     x = torch.tensor(np.frombuffer(excerpt[:4096], np.uint8).astype(np.int64)).view(16, 256)
     runs = []
