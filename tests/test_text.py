@@ -201,6 +201,28 @@ def test_integer_start_state_follows_the_float_one(text_codec, excerpt):
         zero.decode(learned)
 
 
+def test_mixers_start_from_what_they_learned_on_other_text(text_codec, excerpt, monkeypatch):
+    """`warm_start`: the mixers of large inputs start from what they learned coding other text
+    (header "warm": 1): exact round trips, a smaller payload than from their fixed initial
+    values, and a FormatError from a codec that lacks the learned state."""
+    from neurocodec.families.text import codec as text
+
+    monkeypatch.setattr(text, "LARGE_INPUT", 0)  # the excerpt codes as a large input would
+    other = (DATA / "text" / "walden_excerpt.txt").read_bytes()[3000:] + excerpt[:3000]  # another order of it
+    network = {k: v for k, v in text_codec._weights.items() if not k.startswith(text.WARM)}
+    warm = text.warm_start(text_codec.config, network, other)
+    assert warm["warm.bits.weights"].shape[0] > 0 and "warm.linear.match_weights" in warm
+    codec = TextCodec(text_codec.config, {**network, **warm}, text_codec.weights_digest)
+    plain = TextCodec(text_codec.config, network, text_codec.weights_digest)
+    blob, cold = codec.encode(excerpt[:4000]), plain.encode(excerpt[:4000])
+    assert container.unpack(blob).header.params["warm"] == 1 and "warm" not in container.unpack(cold).header.params
+    assert codec.decode(blob) == excerpt[:4000] and codec.decode(cold) == excerpt[:4000]
+    payload = lambda b: sum(len(c) for c in container.unpack(b).chunks)  # noqa: E731
+    assert payload(blob) < payload(cold)
+    with pytest.raises(FormatError, match="learned state"):
+        plain.decode(blob)
+
+
 def test_compiled_cell_computes_the_same_state_as_torch(text_codec):
     """On the CPU the LSTM cell after its matrix product is one compiled loop; on other devices
     torch operations (`_cell_torch`). Both give the same h and c, bit for bit, over random

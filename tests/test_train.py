@@ -58,6 +58,7 @@ def test_text_resume_from_shipped_codec_train_export(tmp_path, monkeypatch):
     try:
         tuned = neurocodec.load_codec("text-tuned")
         assert {"start_h", "start_c"} <= set(tuned._weights)  # the learned start state is exported
+        assert tuned.warm and tuned.warm["bits"]["weights"].any()  # and what the mixers learned
         assert abs(evaluate(float_net(tuned._weights), [text]) - start_bpb) < 0.05  # a tiny lr: the same model
         blob = neurocodec.compress(text[:1500], codec="text-tuned")
         assert neurocodec.decompress(blob) == text[:1500]

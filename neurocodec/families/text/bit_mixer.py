@@ -218,6 +218,8 @@ def _learn(d, bits, predicted, run, on_path, x, sets, dots, layer, final, weight
 class BitMixer:
     """The logistic stage of one group: weights shared by all its streams, learned as they code."""
 
+    LEARNED = ("weights", "second", "hits")  # what `context_mix.learned` keeps
+
     def __init__(self, orders: int, streams: int = 0, words: bool = False):
         """`orders`: how many orders `ContextMixer` counts; with `words`, word contexts for
         `streams` streams as two more sources."""

@@ -70,7 +70,23 @@ def _last_of_each(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return distinct, len(rows) - 1 - first_from_end
 
 
+def learned(mixer, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Copies of what a mixer has learned (its arrays `names`), to start another one from."""
+    return {k: getattr(mixer, k).copy() for k in names if hasattr(mixer, k)}
+
+
+def start_from(mixer, state: dict[str, np.ndarray]) -> None:
+    """Start `mixer` from what another one learned (`learned`); ValueError where the arrays differ."""
+    for k, v in state.items():
+        mine = getattr(mixer, k, None)
+        if mine is None or mine.shape != v.shape or mine.dtype != v.dtype:
+            raise ValueError(f"a mixer's learned {k} does not fit this one")
+        mine[...] = v
+
+
 class ContextMixer:
+    LEARNED = ("weights", "match_weights")  # what `learned` keeps
+
     def __init__(self, n_streams: int, orders: list[int], rows_log2: int = 18, rate: float = 0.02, init: float = 0.3,
                  confirm: bool = False, classes: bool = False, match: int = 0, length: int = 0):
         """`length`: the most bytes a stream will code (the group's chunk), for `match`."""

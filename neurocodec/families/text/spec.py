@@ -109,7 +109,14 @@ class TextSpec(TrainSpec):
                                                     next(model.parameters()).device), 4)
 
     def export(self, model, info, name):
+        """The integer network; and, where this run read training text, what the mixers learn
+        over its first WARM_BYTES bytes (`codec.warm_start`), for every large file to start from."""
         from ...exact.lstm import export_weights
-        from .codec import default_config
+        from .codec import WARM_BYTES, default_config, warm_start
 
-        return default_config(name, model), export_weights(model)
+        config, weights = default_config(name, model), export_weights(model)
+        source = getattr(self, "source", None)
+        if source is not None:
+            text = source.streams[0, :WARM_BYTES].numpy().astype(np.uint8).tobytes()
+            weights |= warm_start(config, weights, text)
+        return config, weights
