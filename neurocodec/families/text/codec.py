@@ -2,14 +2,14 @@
 
 Coding. The input is cut into chunks of `chunk` bytes; each chunk is read as if it followed a
 NUL byte, from the network's learned start state (header "start": 1; files without it: from
-zeros). The mixers of large inputs start from what they learned coding training text (header
-"warm": 1, `warm_start`; without it: from fixed initial weights). Up to `group` consecutive chunks form a group, which is
-coded in lockstep: at step t the network predicts byte t of every chunk of the group in one
-batch, and the range coder codes those bytes one after another into the group's stream. One
-group is one container chunk, so memory is bounded by the group, whatever the input's size.
-A group's chunk starts with one byte: CODED, or STORED for a group whose coded stream would
-be longer than its bytes (binary data the model does not know), so nothing ever expands by
-more than that byte.
+zeros). Up to `group` consecutive chunks form a group, which is coded in lockstep: at step t
+the network predicts byte t of every chunk of the group in one batch, and the range coder
+codes those bytes one after another into the group's stream. One group is one container
+chunk, so memory is bounded by the group, whatever the input's size. The mixers of large
+inputs start from what they learned coding training text (header "warm": 1, `warm_start`;
+files without it: from fixed initial weights). A group's chunk starts with one byte: CODED,
+or STORED for a group whose coded stream would be longer than its bytes (binary data the
+model does not know), so nothing ever expands by more than that byte.
 
 Determinism. The decoder must rebuild exactly the probabilities the encoder used, on any
 machine, thread count or device. The network therefore runs in neurocodec's exact runtime
