@@ -11,12 +11,14 @@ import os as _os
 
 # Torch's OpenMP threads spin while they wait for each other (GNU OpenMP: 300,000 turns by
 # default); where another program holds a core, a two-thread vqlossless decode took 22 s
-# instead of 1.3. A short spin (10,000 turns, then sleep) keeps the idle speed (1.2 s) and
-# takes 1.8 s under load; sleeping at once (OMP_WAIT_POLICY=PASSIVE) cost 0.3 s idle
-# (bench/threads.py). It changes no result; set before torch is first imported (neurocodec
-# imports it lazily), and only where the user set neither.
+# instead of 1.3. A short spin, then sleep, keeps the idle speed; sleeping at once
+# (OMP_WAIT_POLICY=PASSIVE) cost 0.3 s idle (bench/threads.py). Kodim07 decoded on two
+# threads with the other core busy / idle, at 10,000 turns and at 1,000: vqlossless 3.13 /
+# 0.91 s and 1.77 / 0.97 s, context 0.71 / 0.36 s and 0.61 / 0.35 s; Canoeing as text, 7.1 /
+# 22.2 kB/s and 14.2 / 22.0 kB/s (300,000: 1.0 / 20.5). It changes no result; set before
+# torch is first imported (neurocodec imports it lazily), and only where the user set neither.
 if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
-    _os.environ["GOMP_SPINCOUNT"] = "10000"
+    _os.environ["GOMP_SPINCOUNT"] = "1000"
 
 from . import pil_plugin  # noqa: F401  (registers the .ncd format with Pillow)
 from .api import available_codecs, compress, decompress, load_codec, register

@@ -223,8 +223,9 @@ def one_thread():
 class FastestThreads:
     """For a loop of many small torch steps: steps on all of torch's threads or on one, whichever
     steps faster now. A text group steps about 1.4x faster on two idle cores than on one; with
-    the other core busy, torch's second thread made each step about 30x slower (Canoeing decoded
-    at 0.5 kB/s, 14 on one thread). Exact arithmetic gives the same bits for any thread count,
+    the other core busy, torch's second thread made each step up to 30x slower (Canoeing decoded
+    at 0.5 kB/s against 14 on one thread where torch was imported before neurocodec, with
+    OpenMP's long default spin; 14.9 against 17.5 with neurocodec's short one). Exact arithmetic gives the same bits for any thread count,
     so the choice never shows in a file. Use as `with FastestThreads() as threads:`, each step
     inside `with threads.step():`; `most=1` keeps one thread throughout.
 
@@ -232,11 +233,12 @@ class FastestThreads:
     on one again (the first step of a block warms up: caches follow the thread count), at the
     steps in TRIALS and every EVERY steps after the last: a coder's first steps are slow on any
     count while its tables fill, so the early choices are retried as the machine's load may
-    change. A trial stops at the first step on all threads that is over twice as slow."""
+    change. A trial stops at the first step on all threads that is over twice as slow; all
+    threads are kept unless they were over 10 % slower (an idle core clocks up as it starts)."""
 
     TRIALS = (64, 512, 1536)
     EVERY = 2048
-    BLOCK = 6
+    BLOCK = 8
 
     def __init__(self, most: int | None = None):
         import torch
@@ -279,5 +281,6 @@ class FastestThreads:
         slow = n > 1 and seconds > 2 * statistics.median(self.times[1]) * (1 if trial[1] else 2)
         if slow or self._trial() is None:  # the trial is over
             many = self.times.get(self.many)
-            self.best = self.many if many and not slow and statistics.median(many) < statistics.median(self.times[1]) else 1
+            # all threads unless clearly slower: an idle core's first milliseconds run at a low clock
+            self.best = self.many if many and not slow and statistics.median(many) < 1.1 * statistics.median(self.times[1]) else 1
             self.times, self.start = {}, None
