@@ -60,7 +60,8 @@ def format_suffix(blob: bytes) -> str:
     "-fitscale" for bitsback's means moved by the image's bias, by its fit, and its scales too, "-hidden" for its
     means refitted on the hidden layer ("-hiddenscale": its log-scales too), "-mean" for bitsback's first tiles without borrowed
     bits, "-zbinN" for its latent bins of width 2**-N, "-confirm" and "-match" for the text mixer's hash confirmation and match model,
-    "-learn" for text's output layer learning as it codes, "-logistic" for its bitwise logistic mixing ("-logistic2": with word contexts), "-v2" for the container's version 2
+    "-learn" for text's output layer learning as it codes, "-logistic" for its bitwise logistic mixing ("-logistic2": with word contexts), "-start" for its chunks' learned start
+    state, "-warm" for its mixers' warm start, "-v2" for the container's version 2
     (deflated headers). A fixture per format, so each stays covered."""
     params = neurocodec.container.unpack(blob).header.params
     context = params.get("context", {})
@@ -71,6 +72,7 @@ def format_suffix(blob: bytes) -> str:
         ("-mean" if params.get("mean_first") else "") + (f"-zbin{params['zbin']}" if "zbin" in params else "") + \
         ("-confirm" if context.get("confirm") else "") + ("-match" if context.get("match") else "") + \
         ("-learn" if params.get("learn") else "") + ("-logistic" if params.get("logistic") else "") + ("2" if params.get("logistic") == 2 else "") + \
+        ("-start" if params.get("start") else "") + ("-warm" if params.get("warm") else "") + \
         ("-v2" if blob[8:10] == b"\x02\x00" else "")
 
 
