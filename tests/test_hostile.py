@@ -178,9 +178,11 @@ def test_text_stops_decoding_garbage_once_it_costs_more_bits_than_the_data_holds
 
 
 def test_text_bound_leaves_room_for_the_most_compressible_input():
+    # 98 chunks of zeros: 532 bytes since chunks start from the learned start state, which
+    # expects text (about 11 bits more a chunk than the zero state); under 400 before
     zeros = bytes(100_000)
     blob = neurocodec.compress(zeros)
-    assert len(blob) < 400 and neurocodec.decompress(blob) == zeros
+    assert len(blob) < 600 and neurocodec.decompress(blob) == zeros
 
 
 def test_the_payload_bound_leaves_room_for_real_files():
