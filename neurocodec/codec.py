@@ -225,9 +225,10 @@ class FastestThreads:
     steps faster now. A text group steps about 1.4x faster on two idle cores than on one; with
     the other core busy, torch's second thread made each step up to 30x slower (Canoeing decoded
     at 0.5 kB/s against 14 on one thread where torch was imported before neurocodec, with
-    OpenMP's long default spin; 14.9 against 17.5 with neurocodec's short one). Exact arithmetic gives the same bits for any thread count,
-    so the choice never shows in a file. Use as `with FastestThreads() as threads:`, each step
-    inside `with threads.step():`; `most=1` keeps one thread throughout.
+    OpenMP's long default spin; 14.9 against 17.5 with neurocodec's short one). Exact
+    arithmetic gives the same bits for any thread count, so the choice never shows in a file.
+    Use as `with FastestThreads() as threads:`, each step inside `with threads.step():`;
+    `most=1` keeps one thread throughout.
 
     It starts on one thread. A trial times a block of steps on one thread, one on all, and one
     on one again (the first step of a block warms up: caches follow the thread count), at the

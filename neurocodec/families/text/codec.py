@@ -186,9 +186,9 @@ class TextCodec(LikelihoodCodec):
         self._weights = weights
         self.net = IntegerLSTM(weights, bos=BOS)
         # what the mixers learned on training text (`warm_start`), to start each group from
-        warm = {k[len(WARM):]: v.numpy() for k, v in weights.items() if k.startswith(WARM)}
-        self.warm = {m: {k.split(".")[1]: v for k, v in warm.items() if k.startswith(m + ".")} for m in ("linear", "bits")} \
-            if warm else None
+        warm = {m: {k[len(f"{WARM}{m}."):]: v.numpy() for k, v in weights.items() if k.startswith(f"{WARM}{m}.")}
+                for m in ("linear", "bits")}
+        self.warm = warm if any(warm.values()) else None
 
     def to(self, device: str | torch.device) -> "TextCodec":
         """Run the network on `device`; the coded bytes are identical on every device."""
@@ -334,7 +334,7 @@ def warm_start(config: dict, weights: dict[str, torch.Tensor], text: bytes) -> d
     codec._lockstep(_Given(), [n for _, n in spans], [data[s : s + n] for s, n in spans], how, kept)
     mixer, bits = kept
     return {f"{WARM}{name}.{k}": torch.from_numpy(v) for name, m in (("linear", mixer), ("bits", bits))
-            for k, v in learned(m, type(m).LEARNED).items()}
+            for k, v in learned(m).items()}
 
 
 def default_config(name: str, net: ByteLSTM) -> dict:

@@ -70,9 +70,10 @@ def _last_of_each(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return distinct, len(rows) - 1 - first_from_end
 
 
-def learned(mixer, names: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Copies of what a mixer has learned (its arrays `names`), to start another one from."""
-    return {k: getattr(mixer, k).copy() for k in names if hasattr(mixer, k)}
+def learned(mixer) -> dict[str, np.ndarray]:
+    """Copies of what a mixer has learned (its arrays named in `LEARNED` that it has), to start
+    another one from."""
+    return {k: getattr(mixer, k).copy() for k in mixer.LEARNED if hasattr(mixer, k)}
 
 
 def start_from(mixer, state: dict[str, np.ndarray]) -> None:
